@@ -1,0 +1,133 @@
+//! Typed errors for everything the capture library can refuse or fail at.
+//!
+//! Each variant carries the context an operator needs to act on it (the interface, the socket
+//! option, the capability), so the binary can print one clear line without guessing.
+
+use std::io;
+
+/// Why capture could not start, or why it stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The named interface does not exist in this network namespace.
+    #[error("interface {name:?} not found; available interfaces: {}", available.join(", "))]
+    InterfaceNotFound {
+        /// The name that was asked for.
+        name: String,
+        /// The interfaces that do exist, in index order.
+        available: Vec<String>,
+    },
+    /// No interface was named and none could be chosen.
+    #[error("no interface given and none is up besides loopback; name one with -i")]
+    NoDefaultInterface,
+    /// The process lacks a capability that an operation needs.
+    #[error("{operation} needs {capability}: run as root or grant it (e.g. setcap cap_net_raw+ep)")]
+    Permission {
+        /// What was being done, e.g. "opening an AF_PACKET socket".
+        operation: &'static str,
+        /// The capability needed, e.g. `CAP_NET_RAW`.
+        capability: &'static str,
+    },
+    /// A socket call failed.
+    #[error("{operation} on {interface}: {source}")]
+    Socket {
+        /// What was being done.
+        operation: &'static str,
+        /// The interface it was done for.
+        interface: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Setting or reading a socket option failed.
+    #[error("socket option {option} on {interface}: {source}")]
+    SocketOption {
+        /// The option's name, e.g. `PACKET_RX_RING`.
+        option: &'static str,
+        /// The interface the socket is for.
+        interface: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Mapping the ring into memory failed.
+    #[error("mapping a {bytes}-byte TPACKET_V3 ring on {interface}: {source}")]
+    Mmap {
+        /// The ring's size.
+        bytes: usize,
+        /// The interface the ring is for.
+        interface: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The ring geometry is not one the kernel accepts.
+    #[error("invalid ring geometry: {0}")]
+    Geometry(String),
+    /// The CPU list or worker count is unusable.
+    #[error("invalid CPU selection: {0}")]
+    Cpus(String),
+    /// Pinning a worker to its CPU failed.
+    #[error("pinning worker {worker} to CPU {cpu}: {source}")]
+    Affinity {
+        /// The worker's index.
+        worker: usize,
+        /// The CPU it was to run on.
+        cpu: usize,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The socket filter could not be attached.
+    #[error("attaching the socket filter on {interface}: {message}")]
+    Filter {
+        /// The interface the socket is for.
+        interface: String,
+        /// What the filter reported.
+        message: String,
+    },
+    /// The interface disappeared while capturing.
+    #[error("interface {interface} went away during capture")]
+    InterfaceGone {
+        /// The interface that vanished.
+        interface: String,
+    },
+    /// A worker or aggregator thread could not be started or died.
+    #[error("capture thread {name}: {message}")]
+    Thread {
+        /// The thread's name.
+        name: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+impl CaptureError {
+    /// Builds the error for a failed `socket()`, naming `CAP_NET_RAW` when that is the cause.
+    pub(crate) fn socket(operation: &'static str, interface: &str, source: io::Error) -> Self {
+        if is_permission(&source) {
+            Self::Permission {
+                operation,
+                capability: "CAP_NET_RAW",
+            }
+        } else {
+            Self::Socket {
+                operation,
+                interface: interface.to_owned(),
+                source,
+            }
+        }
+    }
+
+    /// Builds the error for a failed socket option.
+    pub(crate) fn option(option: &'static str, interface: &str, source: io::Error) -> Self {
+        Self::SocketOption {
+            option,
+            interface: interface.to_owned(),
+            source,
+        }
+    }
+}
+
+fn is_permission(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+}

@@ -1,0 +1,269 @@
+//! Zero-copy parsing of one captured Ethernet frame into what the counters need.
+//!
+//! Every read is bounds-checked against the captured bytes, nothing allocates, and no input can
+//! panic: a frame that is not IP, is cut short, or has an impossible header comes back as a
+//! [`ParseError`] so it is counted per reason and never as traffic.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// `EtherType` of IPv4.
+pub const ETH_P_IPV4: u16 = 0x0800;
+/// `EtherType` of IPv6.
+pub const ETH_P_IPV6: u16 = 0x86dd;
+/// `EtherType` of an 802.1Q tag.
+pub const ETH_P_8021Q: u16 = 0x8100;
+/// `EtherType` of an 802.1ad (QinQ service) tag.
+pub const ETH_P_8021AD: u16 = 0x88a8;
+/// Pre-standard QinQ `EtherType` still seen on some switches.
+pub const ETH_P_QINQ_LEGACY: u16 = 0x9100;
+/// In-band VLAN tags skipped before the frame is declared non-IP.
+pub const MAX_INBAND_TAGS: usize = 2;
+/// IPv6 extension headers walked before the packet is declared malformed.
+pub const MAX_IPV6_EXTENSIONS: usize = 8;
+/// Bytes of one VLAN tag on the wire.
+pub const VLAN_TAG_LEN: u32 = 4;
+
+const ETH_HEADER_LEN: usize = 14;
+
+/// IP protocol numbers the parser knows by name.
+pub mod proto {
+    /// ICMP.
+    pub const ICMP: u8 = 1;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
+    /// SCTP.
+    pub const SCTP: u8 = 132;
+    /// UDP-Lite.
+    pub const UDPLITE: u8 = 136;
+
+    /// The lowercase name used in snapshots, or `None` for protocols shown by number.
+    pub fn name(proto: u8) -> Option<&'static str> {
+        match proto {
+            ICMP => Some("icmp"),
+            TCP => Some("tcp"),
+            UDP => Some("udp"),
+            ICMPV6 => Some("icmpv6"),
+            SCTP => Some("sctp"),
+            UDPLITE => Some("udplite"),
+            _ => None,
+        }
+    }
+
+    /// Whether the protocol's header starts with 16-bit source and destination ports.
+    pub(crate) fn has_ports(proto: u8) -> bool {
+        matches!(proto, TCP | UDP | SCTP | UDPLITE)
+    }
+}
+
+const IPV6_HOPOPTS: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_FRAGMENT: u8 = 44;
+const IPV6_AH: u8 = 51;
+const IPV6_DSTOPTS: u8 = 60;
+
+/// Why a frame was not counted as IP traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParseError {
+    /// Not IPv4 or IPv6 (ARP, LLDP, too many VLAN tags, 802.3 length frames...).
+    NonIp,
+    /// A header the frame claims to carry is cut short.
+    Truncated,
+    /// A header carries an impossible value (wrong version, short IHL, bad lengths...).
+    BadHeader,
+}
+
+/// A VLAN tag the kernel moved out of the frame into the ring header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffloadedTag {
+    /// The tag control information; the low 12 bits are the VLAN id.
+    pub tci: u16,
+}
+
+/// What one captured frame says, borrowed from nothing: all fields are copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Upper-layer protocol (after IPv6 extension headers).
+    pub proto: u8,
+    /// Source and destination ports, for the first fragment of a port-carrying protocol.
+    pub ports: Option<(u16, u16)>,
+    /// The outermost VLAN id, offloaded or in-band.
+    pub vlan: Option<u16>,
+    /// VLAN tags the frame carried, offloaded and in-band.
+    pub tags: u8,
+}
+
+/// Parses one Ethernet frame.
+///
+/// `data` is the captured bytes starting at the MAC header, `wire_len` the frame's length on
+/// the wire as the kernel reports it (`tp_len`, which excludes an offloaded tag), and
+/// `offloaded` the tag the kernel moved into metadata, if any.
+pub fn parse_frame(
+    data: &[u8],
+    wire_len: u32,
+    offloaded: Option<OffloadedTag>,
+) -> Result<Packet, ParseError> {
+    let mut ethertype = read_u16(data, 12).ok_or(ParseError::Truncated)?;
+    let mut offset = ETH_HEADER_LEN;
+    let mut vlan = offloaded.map(|tag| tag.tci & 0x0fff);
+    let mut tags = u8::from(offloaded.is_some());
+    let mut inband = 0;
+    while is_vlan_ethertype(ethertype) {
+        if inband == MAX_INBAND_TAGS {
+            return Err(ParseError::NonIp);
+        }
+        let tci = read_u16(data, offset).ok_or(ParseError::Truncated)?;
+        ethertype = read_u16(data, offset + 2).ok_or(ParseError::Truncated)?;
+        vlan.get_or_insert(tci & 0x0fff);
+        offset += VLAN_TAG_LEN as usize;
+        inband += 1;
+        tags += 1;
+    }
+    // The IP packet may not extend past the frame on the wire.
+    let wire_rest = (wire_len as usize).saturating_sub(offset);
+    let l3 = data.get(offset..).ok_or(ParseError::Truncated)?;
+    let (src, dst, proto, ports) = match ethertype {
+        ETH_P_IPV4 => parse_ipv4(l3, wire_rest)?,
+        ETH_P_IPV6 => parse_ipv6(l3, wire_rest)?,
+        _ => return Err(ParseError::NonIp),
+    };
+    Ok(Packet {
+        src,
+        dst,
+        proto,
+        ports,
+        vlan,
+        tags,
+    })
+}
+
+type L3 = (IpAddr, IpAddr, u8, Option<(u16, u16)>);
+
+fn parse_ipv4(ip: &[u8], wire_rest: usize) -> Result<L3, ParseError> {
+    let header: &[u8; 20] = ip
+        .get(..20)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(ParseError::Truncated)?;
+    if header[0] >> 4 != 4 {
+        return Err(ParseError::BadHeader);
+    }
+    let ihl = usize::from(header[0] & 0x0f) * 4;
+    let total_len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    if ihl < 20 || total_len < ihl {
+        return Err(ParseError::BadHeader);
+    }
+    if total_len > wire_rest || ihl > ip.len() {
+        return Err(ParseError::Truncated);
+    }
+    let fragment_offset = u16::from_be_bytes([header[6], header[7]]) & 0x1fff;
+    let proto = header[9];
+    let src = Ipv4Addr::new(header[12], header[13], header[14], header[15]);
+    let dst = Ipv4Addr::new(header[16], header[17], header[18], header[19]);
+    let ports = if fragment_offset == 0 {
+        read_ports(ip, ihl, total_len, proto)?
+    } else {
+        None
+    };
+    Ok((src.into(), dst.into(), proto, ports))
+}
+
+fn parse_ipv6(ip: &[u8], wire_rest: usize) -> Result<L3, ParseError> {
+    let header: &[u8; 40] = ip
+        .get(..40)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(ParseError::Truncated)?;
+    if header[0] >> 4 != 6 {
+        return Err(ParseError::BadHeader);
+    }
+    let payload_len = usize::from(u16::from_be_bytes([header[4], header[5]]));
+    // A zero payload length means a jumbogram; its real length is the frame's.
+    let end = if payload_len == 0 {
+        wire_rest
+    } else {
+        40 + payload_len
+    };
+    if end > wire_rest {
+        return Err(ParseError::Truncated);
+    }
+    let src = ipv6_at(header, 8);
+    let dst = ipv6_at(header, 24);
+    let mut next = header[6];
+    let mut offset = 40;
+    let mut first_fragment = true;
+    for _ in 0..=MAX_IPV6_EXTENSIONS {
+        let len = match next {
+            IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS => {
+                let ext = ip.get(offset..offset + 2).ok_or(ParseError::Truncated)?;
+                (usize::from(ext[1]) + 1) * 8
+            }
+            IPV6_AH => {
+                let ext = ip.get(offset..offset + 2).ok_or(ParseError::Truncated)?;
+                (usize::from(ext[1]) + 2) * 4
+            }
+            IPV6_FRAGMENT => {
+                let ext = ip.get(offset..offset + 8).ok_or(ParseError::Truncated)?;
+                let fragment_offset = u16::from_be_bytes([ext[2], ext[3]]) >> 3;
+                first_fragment = fragment_offset == 0;
+                8
+            }
+            upper => {
+                let ports = if first_fragment {
+                    read_ports(ip, offset, end, upper)?
+                } else {
+                    None
+                };
+                return Ok((src.into(), dst.into(), upper, ports));
+            }
+        };
+        if offset + len > end {
+            return Err(ParseError::Truncated);
+        }
+        next = ip[offset];
+        offset += len;
+    }
+    Err(ParseError::BadHeader)
+}
+
+/// Reads the ports at `l4` when `proto` has them; `end` bounds the IP packet.
+fn read_ports(
+    ip: &[u8],
+    l4: usize,
+    end: usize,
+    proto: u8,
+) -> Result<Option<(u16, u16)>, ParseError> {
+    if !proto::has_ports(proto) {
+        return Ok(None);
+    }
+    if l4 + 4 > end {
+        return Err(ParseError::Truncated);
+    }
+    match (read_u16(ip, l4), read_u16(ip, l4 + 2)) {
+        (Some(src), Some(dst)) => Ok(Some((src, dst))),
+        _ => Err(ParseError::Truncated),
+    }
+}
+
+fn ipv6_at(header: &[u8; 40], at: usize) -> Ipv6Addr {
+    let mut octets = [0u8; 16];
+    octets.copy_from_slice(&header[at..at + 16]);
+    Ipv6Addr::from(octets)
+}
+
+fn is_vlan_ethertype(ethertype: u16) -> bool {
+    matches!(ethertype, ETH_P_8021Q | ETH_P_8021AD | ETH_P_QINQ_LEGACY)
+}
+
+fn read_u16(data: &[u8], at: usize) -> Option<u16> {
+    let bytes = data.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([bytes[0], bytes[1]]))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! A two-namespace lab: a capture namespace and a generator namespace joined by a veth pair.
+//!
+//! Every lab gets fresh, uniquely named namespaces (so tests run in parallel), IPv6 is disabled
+//! on both ends (so the kernel sends nothing of its own), and both namespaces are deleted on
+//! drop, even when the test panics.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::Frame;
+
+/// Interface name of the capture end, inside the capture namespace.
+pub const CAPTURE_IF: &str = "tc0";
+/// Interface name of the generator end, inside the generator namespace.
+pub const GENERATOR_IF: &str = "tg0";
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Two namespaces joined by a veth pair, removed on drop.
+pub struct Lab {
+    /// The namespace holding [`CAPTURE_IF`].
+    pub capture_ns: String,
+    /// The namespace holding [`GENERATOR_IF`].
+    pub generator_ns: String,
+}
+
+impl Lab {
+    /// Creates the namespaces and the veth pair, both ends up, with no addresses.
+    ///
+    /// Panics with a clear message when not run as root.
+    pub fn new(tag: &str) -> Self {
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(euid, 0, "privileged test: run as root (make test does)");
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{tag}-{}-{n}", std::process::id());
+        let lab = Self {
+            capture_ns: format!("tcc-{id}"),
+            generator_ns: format!("tcg-{id}"),
+        };
+        ip(&["netns", "add", &lab.capture_ns]);
+        ip(&["netns", "add", &lab.generator_ns]);
+        ip(&[
+            "link", "add", CAPTURE_IF, "netns", &lab.capture_ns, "type", "veth", "peer", "name",
+            GENERATOR_IF, "netns", &lab.generator_ns,
+        ]);
+        for (ns, dev) in [
+            (&lab.capture_ns, CAPTURE_IF),
+            (&lab.generator_ns, GENERATOR_IF),
+        ] {
+            ip_in(ns, &["link", "set", "lo", "up"]);
+            sysctl_in(ns, &format!("net.ipv6.conf.{dev}.disable_ipv6=1"));
+            ip_in(ns, &["link", "set", dev, "up"]);
+        }
+        lab
+    }
+
+    /// Runs `f` on a thread that has entered the capture namespace; threads it spawns stay there.
+    pub fn in_capture_ns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        in_netns(&self.capture_ns, f)
+    }
+
+    /// Sends `frames` out of the generator end, in order, each once.
+    pub fn send(&self, frames: &[Frame]) {
+        in_netns(&self.generator_ns, || {
+            let sock = PacketSender::open(GENERATOR_IF);
+            for (i, frame) in frames.iter().enumerate() {
+                sock.send(&frame.bytes);
+                // Stay well inside the receiver's backlog so the kernel drops nothing.
+                if i % 200 == 199 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        });
+    }
+
+    /// A command that runs `program` inside the capture namespace.
+    pub fn command_in_capture_ns(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.capture_ns, program]);
+        cmd
+    }
+
+    /// Deletes the capture end of the veth pair (and with it the peer).
+    pub fn delete_capture_interface(&self) {
+        ip_in(&self.capture_ns, &["link", "del", CAPTURE_IF]);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in [&self.capture_ns, &self.generator_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Runs `f` on a fresh thread inside the named network namespace.
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let file = File::open(&path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
+                // SAFETY: the fd is a valid namespace file; setns only affects this thread.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns {ns}: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+/// A raw `AF_PACKET` socket bound to one interface, for sending crafted frames.
+pub struct PacketSender {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl PacketSender {
+    /// Opens the socket on `ifname` in the calling thread's namespace.
+    pub fn open(ifname: &str) -> Self {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket(2) call.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+        // SAFETY: `raw` is a fresh, owned descriptor.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        let name = std::ffi::CString::new(ifname).unwrap();
+        // SAFETY: `name` is a valid C string.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        assert!(ifindex > 0, "no interface {ifname}");
+        // SAFETY: sockaddr_ll is plain data; zero is valid.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = ifindex as i32;
+        // SAFETY: the pointer and length describe `addr`.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+        Self { fd }
+    }
+
+    /// Sends one frame, exactly as given.
+    pub fn send(&self, frame: &[u8]) {
+        // SAFETY: the pointer and length describe `frame`.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        assert_eq!(
+            n,
+            frame.len() as isize,
+            "send: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn ip(args: &[&str]) {
+    run("ip", args);
+}
+
+fn ip_in(ns: &str, args: &[&str]) {
+    let mut full = vec!["netns", "exec", ns, "ip"];
+    full.extend_from_slice(args);
+    run("ip", &full);
+}
+
+fn sysctl_in(ns: &str, setting: &str) {
+    run("ip", &["netns", "exec", ns, "sysctl", "-qw", setting]);
+}
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
