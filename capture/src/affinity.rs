@@ -14,18 +14,21 @@ pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
         if part.is_empty() {
             return Err(format!("empty item in CPU list {text:?}"));
         }
-        let (lo, hi) = match part.split_once('-') {
-            Some((lo, hi)) => (parse_cpu(lo, text)?, parse_cpu(hi, text)?),
-            None => {
-                let cpu = parse_cpu(part, text)?;
-                (cpu, cpu)
-            }
+        let (lo, hi) = if let Some((lo, hi)) = part.split_once('-') {
+            (parse_cpu(lo, text)?, parse_cpu(hi, text)?)
+        } else {
+            let cpu = parse_cpu(part, text)?;
+            (cpu, cpu)
         };
         if lo > hi {
-            return Err(format!("range {part:?} runs backwards in CPU list {text:?}"));
+            return Err(format!(
+                "range {part:?} runs backwards in CPU list {text:?}"
+            ));
         }
         if hi >= libc::CPU_SETSIZE as usize {
-            return Err(format!("CPU {hi} is beyond the largest CPU number this build supports"));
+            return Err(format!(
+                "CPU {hi} is beyond the largest CPU number this build supports"
+            ));
         }
         cpus.extend(lo..=hi);
     }

@@ -154,7 +154,9 @@ impl RingGeometry {
                 self.block_size
             ));
         }
-        if self.frame_size % 16 != 0 || (self.frame_size as usize) < libc::TPACKET3_HDRLEN + 64 {
+        if !self.frame_size.is_multiple_of(16)
+            || (self.frame_size as usize) < libc::TPACKET3_HDRLEN + 64
+        {
             return fail(format!(
                 "frame size {} must be a multiple of 16 and at least {}",
                 self.frame_size,
@@ -168,7 +170,10 @@ impl RingGeometry {
             ));
         }
         if self.block_count < 2 {
-            return fail(format!("block count {} must be at least 2", self.block_count));
+            return fail(format!(
+                "block count {} must be at least 2",
+                self.block_count
+            ));
         }
         if self.bytes() > MAX_RING_BYTES {
             return fail(format!(
@@ -264,14 +269,36 @@ mod tests {
             block_timeout_ms: Some(5),
         };
         let g = RingGeometry::resolve(opts, None, 4).unwrap();
-        assert_eq!((g.block_size, g.block_count, g.frame_count()), (1 << 16, 8, 512));
+        assert_eq!(
+            (g.block_size, g.block_count, g.frame_count()),
+            (1 << 16, 8, 512)
+        );
         for bad in [
-            RingOptions { block_size: Some(3000), ..opts },
-            RingOptions { frame_size: Some(1000), ..opts },
-            RingOptions { frame_size: Some(1 << 17), ..opts },
-            RingOptions { block_count: Some(1), ..opts },
-            RingOptions { block_timeout_ms: Some(0), ..opts },
-            RingOptions { block_size: Some(1 << 30), block_count: Some(8), ..opts },
+            RingOptions {
+                block_size: Some(3000),
+                ..opts
+            },
+            RingOptions {
+                frame_size: Some(1000),
+                ..opts
+            },
+            RingOptions {
+                frame_size: Some(1 << 17),
+                ..opts
+            },
+            RingOptions {
+                block_count: Some(1),
+                ..opts
+            },
+            RingOptions {
+                block_timeout_ms: Some(0),
+                ..opts
+            },
+            RingOptions {
+                block_size: Some(1 << 30),
+                block_count: Some(8),
+                ..opts
+            },
         ] {
             assert!(RingGeometry::resolve(bad, None, 1).is_err(), "{bad:?}");
         }

@@ -44,8 +44,18 @@ impl Lab {
         ip(&["netns", "add", &lab.capture_ns]);
         ip(&["netns", "add", &lab.generator_ns]);
         ip(&[
-            "link", "add", CAPTURE_IF, "netns", &lab.capture_ns, "type", "veth", "peer", "name",
-            GENERATOR_IF, "netns", &lab.generator_ns,
+            "link",
+            "add",
+            CAPTURE_IF,
+            "netns",
+            &lab.capture_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            GENERATOR_IF,
+            "netns",
+            &lab.generator_ns,
         ]);
         for (ns, dev) in [
             (&lab.capture_ns, CAPTURE_IF),

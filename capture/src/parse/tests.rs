@@ -22,7 +22,11 @@ fn ipv4_transports() {
         (L4::Tcp(5555, 80), proto::TCP, Some((5555, 80))),
         (L4::Echo, proto::ICMP, None),
         (L4::Ports(proto::SCTP, 9, 10), proto::SCTP, Some((9, 10))),
-        (L4::Ports(proto::UDPLITE, 11, 12), proto::UDPLITE, Some((11, 12))),
+        (
+            L4::Ports(proto::UDPLITE, 11, 12),
+            proto::UDPLITE,
+            Some((11, 12)),
+        ),
         (L4::Ports(47, 1, 2), 47, None),
     ];
     for (l4, want_proto, want_ports) in cases {
@@ -30,7 +34,10 @@ fn ipv4_transports() {
         let p = parse(&frame).unwrap();
         assert_eq!(p.src, ip("198.18.0.2"));
         assert_eq!(p.dst, ip("198.18.0.1"));
-        assert_eq!((p.proto, p.ports, p.vlan, p.tags), (want_proto, want_ports, None, 0));
+        assert_eq!(
+            (p.proto, p.ports, p.vlan, p.tags),
+            (want_proto, want_ports, None, 0)
+        );
     }
 }
 
@@ -75,17 +82,27 @@ fn vlan_tags_inband_and_offloaded() {
     let p = parse(&one).unwrap();
     assert_eq!((p.vlan, p.tags, p.ports), (Some(100), 1, Some((1, 2))));
 
-    let qinq = base.clone().tagged(ETH_P_8021Q, 300).tagged(ETH_P_8021AD, 200);
+    let qinq = base
+        .clone()
+        .tagged(ETH_P_8021Q, 300)
+        .tagged(ETH_P_8021AD, 200);
     let p = parse(&qinq).unwrap();
     assert_eq!((p.vlan, p.tags), (Some(200), 2));
 
     // The kernel moved the outer tag: the data holds only the inner one.
     let inner = base.clone().tagged(ETH_P_8021Q, 300);
-    let p = parse_frame(&inner.bytes, inner.bytes.len() as u32, Some(OffloadedTag { tci: 0x2000 | 200 }))
-        .unwrap();
+    let p = parse_frame(
+        &inner.bytes,
+        inner.bytes.len() as u32,
+        Some(OffloadedTag { tci: 0x2000 | 0xc8 }),
+    )
+    .unwrap();
     assert_eq!((p.vlan, p.tags), (Some(200), 2));
 
-    let three = base.tagged(ETH_P_8021Q, 1).tagged(ETH_P_8021Q, 2).tagged(ETH_P_8021AD, 3);
+    let three = base
+        .tagged(ETH_P_8021Q, 1)
+        .tagged(ETH_P_8021Q, 2)
+        .tagged(ETH_P_8021AD, 3);
     assert_eq!(parse(&three), Err(ParseError::NonIp));
 }
 
@@ -117,15 +134,26 @@ fn non_ip_frames() {
 
 #[test]
 fn truncated_frames() {
-    assert_eq!(parse(&Frame::truncated_ipv4(10)), Err(ParseError::Truncated));
+    assert_eq!(
+        parse(&Frame::truncated_ipv4(10)),
+        Err(ParseError::Truncated)
+    );
     for len in 0..14 {
-        assert_eq!(parse_frame(&[0u8; 14][..len], len as u32, None), Err(ParseError::Truncated));
+        assert_eq!(
+            parse_frame(&[0u8; 14][..len], len as u32, None),
+            Err(ParseError::Truncated)
+        );
     }
     // Every prefix of a valid frame that cuts into a header is truncated, never a panic.
-    let full = Frame::ip(ip("2001:db8::2"), ip("2001:db8::1"), L4::Tcp(1, 2), 0).tagged(ETH_P_8021Q, 5);
+    let full =
+        Frame::ip(ip("2001:db8::2"), ip("2001:db8::1"), L4::Tcp(1, 2), 0).tagged(ETH_P_8021Q, 5);
     for len in 0..full.bytes.len() {
         let cut = &full.bytes[..len];
-        assert_eq!(parse_frame(cut, len as u32, None), Err(ParseError::Truncated), "len {len}");
+        assert_eq!(
+            parse_frame(cut, len as u32, None),
+            Err(ParseError::Truncated),
+            "len {len}"
+        );
     }
     // A UDP packet whose header is missing its ports.
     let short = Frame::ipv4_fragment([198, 18, 0, 2], [198, 18, 0, 1], proto::UDP, 0, 3);

@@ -1,0 +1,439 @@
+//! The `AF_PACKET` socket and its memory-mapped `TPACKET_V3` receive ring.
+//!
+//! This is the only module that touches the ring's memory. A block belongs to userspace from the
+//! moment an acquire load sees `TP_STATUS_USER` in its `block_status` until [`Block`] is dropped,
+//! which hands it back with a release store of `TP_STATUS_KERNEL` (libpcap's protocol). Every
+//! offset read from the kernel's headers is checked against the block before it is followed.
+//!
+//! Setup happens in an order that lets no unfiltered or foreign frame into the ring; see
+//! [`Ring::open`] and `docs/design.md`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::CaptureError;
+use crate::config::RingGeometry;
+use crate::parse::OffloadedTag;
+
+/// One frame in a block: borrowed from the ring until the block is released.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// Captured bytes from the MAC header on (`tp_snaplen` of them).
+    pub data: &'a [u8],
+    /// Length on the wire (`tp_len`), excluding any tag the kernel moved into metadata.
+    pub wire_len: u32,
+    /// Receive timestamp, ns since the epoch.
+    pub ts_ns: u64,
+    /// The VLAN tag the kernel moved out of the frame, if any.
+    pub offloaded: Option<OffloadedTag>,
+}
+
+/// What [`Ring::wait`] saw.
+#[derive(Debug)]
+pub enum Wait {
+    /// A block is ready.
+    Ready,
+    /// The timeout passed with nothing ready.
+    Timeout,
+    /// The socket reported an error (e.g. `ENETDOWN` when the interface went down or away).
+    SocketError(io::Error),
+}
+
+/// An `AF_PACKET` socket with a mapped `TPACKET_V3` RX ring.
+pub struct Ring {
+    fd: OwnedFd,
+    base: NonNull<u8>,
+    len: usize,
+    geometry: RingGeometry,
+    current: u32,
+    interface: String,
+}
+
+// SAFETY: the mapping is owned by this value alone and only accessed through `&mut self`.
+unsafe impl Send for Ring {}
+
+impl Ring {
+    /// Opens the socket and maps its ring: steps 1 and 2 of the setup order.
+    ///
+    /// The socket is created with protocol 0, so the kernel delivers nothing to it until
+    /// [`Ring::bind`]; that leaves room to attach a filter first, and the ring never holds a
+    /// frame that did not pass the filter.
+    pub fn open(interface: &str, geometry: RingGeometry) -> Result<Self, CaptureError> {
+        geometry.validate()?;
+        // SAFETY: plain socket(2) call.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(CaptureError::socket(
+                "opening an AF_PACKET socket",
+                interface,
+                io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
+        set_option(fd.as_fd(), libc::PACKET_VERSION, &version)
+            .map_err(|e| CaptureError::option("PACKET_VERSION", interface, e))?;
+        let req = libc::tpacket_req3 {
+            tp_block_size: geometry.block_size,
+            tp_block_nr: geometry.block_count,
+            tp_frame_size: geometry.frame_size,
+            tp_frame_nr: geometry.frame_count(),
+            tp_retire_blk_tov: geometry.block_timeout_ms,
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        };
+        set_option(fd.as_fd(), libc::PACKET_RX_RING, &req)
+            .map_err(|e| CaptureError::option("PACKET_RX_RING", interface, e))?;
+        let len = usize::try_from(geometry.bytes())
+            .map_err(|_| CaptureError::Geometry("ring larger than the address space".into()))?;
+        // SAFETY: a fresh shared mapping of the socket's ring; the kernel checks `len`.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(CaptureError::Mmap {
+                bytes: len,
+                interface: interface.to_owned(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        let base = NonNull::new(addr.cast::<u8>()).ok_or_else(|| CaptureError::Mmap {
+            bytes: len,
+            interface: interface.to_owned(),
+            source: io::Error::other("mmap returned null"),
+        })?;
+        Ok(Self {
+            fd,
+            base,
+            len,
+            geometry,
+            current: 0,
+            interface: interface.to_owned(),
+        })
+    }
+
+    /// The socket, for attaching a filter (step 3) before [`Ring::bind`].
+    pub fn socket(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Binds to `ifindex` for every protocol (`ETH_P_ALL`): step 4. Frames flow from here on.
+    pub fn bind(&self, ifindex: u32) -> Result<(), CaptureError> {
+        // SAFETY: sockaddr_ll is plain data; all-zero is valid.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        addr.sll_ifindex = ifindex as i32;
+        // SAFETY: the pointer and length describe `addr`.
+        let rc = unsafe {
+            libc::bind(
+                self.fd.as_raw_fd(),
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(CaptureError::Socket {
+                operation: "binding to the interface",
+                interface: self.interface.clone(),
+                source: io::Error::last_os_error(),
+            })
+        }
+    }
+
+    /// Joins the fanout group described by `arg` (`id | (type | flags) << 16`): step 5.
+    pub fn join_fanout(&self, arg: u32) -> Result<(), CaptureError> {
+        set_option(self.fd.as_fd(), libc::PACKET_FANOUT, &arg)
+            .map_err(|e| CaptureError::option("PACKET_FANOUT", &self.interface, e))
+    }
+
+    /// The id of the fanout group this socket joined.
+    pub fn fanout_group(&self) -> Result<u16, CaptureError> {
+        let value: u32 = get_option(self.fd.as_fd(), libc::PACKET_FANOUT)
+            .map_err(|e| CaptureError::option("PACKET_FANOUT", &self.interface, e))?;
+        Ok((value & 0xffff) as u16)
+    }
+
+    /// Reads, and thereby resets, the kernel's drop and freeze counters.
+    pub fn take_stats(&self) -> Result<libc::tpacket_stats_v3, CaptureError> {
+        get_option(self.fd.as_fd(), libc::PACKET_STATISTICS)
+            .map_err(|e| CaptureError::option("PACKET_STATISTICS", &self.interface, e))
+    }
+
+    /// Reads and clears the socket's pending error (`SO_ERROR`).
+    pub fn take_error(&self) -> Option<io::Error> {
+        // SOL_SOCKET options share the helper; SO_ERROR is an int.
+        let mut value: libc::c_int = 0;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: the pointers describe `value` and `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&raw mut value).cast(),
+                &raw mut len,
+            )
+        };
+        (rc == 0 && value != 0).then(|| io::Error::from_raw_os_error(value))
+    }
+
+    /// Waits up to `timeout_ms` for the next block; returns at once when one is ready.
+    pub fn wait(&self, timeout_ms: i32) -> Wait {
+        if self.block_ready(self.current) {
+            return Wait::Ready;
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN | libc::POLLERR,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            return if err.kind() == io::ErrorKind::Interrupted {
+                Wait::Timeout
+            } else {
+                Wait::SocketError(err)
+            };
+        }
+        if pfd.revents & libc::POLLERR != 0
+            && let Some(err) = self.take_error()
+        {
+            return Wait::SocketError(err);
+        }
+        if self.block_ready(self.current) {
+            Wait::Ready
+        } else {
+            Wait::Timeout
+        }
+    }
+
+    /// The next block if the kernel has handed it over; never blocks.
+    pub fn next_block(&mut self) -> Option<Block<'_>> {
+        if !self.block_ready(self.current) {
+            return None;
+        }
+        let bs = self.geometry.block_size as usize;
+        let start = self.current as usize * bs;
+        // SAFETY: `start + bs <= len` because current < block_count, and the block is ours
+        // (acquire load above); the descriptor's two words are read before any slice exists,
+        // and they are 4-byte aligned because blocks are page aligned.
+        #[allow(clippy::cast_ptr_alignment)]
+        let (num_pkts, first) = unsafe {
+            let desc = self.base.as_ptr().add(start);
+            (
+                desc.add(NUM_PKTS_OFFSET).cast::<u32>().read(),
+                desc.add(FIRST_PKT_OFFSET).cast::<u32>().read() as usize,
+            )
+        };
+        // Frames start after the descriptor; a bogus offset yields an empty block.
+        let first = if (DESC_LEN..bs).contains(&first) {
+            first
+        } else {
+            bs
+        };
+        // SAFETY: `first..bs` lies inside this block and past its descriptor, so the slice
+        // never overlaps the status word that `release_current` stores to; nothing writes the
+        // block while userspace owns it.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(self.base.as_ptr().add(start + first), bs - first)
+        };
+        let remaining = if first == bs { 0 } else { num_pkts };
+        Some(Block {
+            ring: self,
+            bytes,
+            remaining,
+            offset: 0,
+        })
+    }
+
+    #[allow(clippy::cast_ptr_alignment)] // blocks are page aligned; see SAFETY below
+    fn block_status(&self, index: u32) -> &AtomicU32 {
+        let offset = index as usize * self.geometry.block_size as usize + BLOCK_STATUS_OFFSET;
+        debug_assert!(offset + 4 <= self.len);
+        // SAFETY: `index < block_count`, so the word lies inside the mapping; it is 8-byte
+        // aligned (blocks are page aligned); the kernel and we access it only atomically.
+        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(offset).cast::<u32>()) }
+    }
+
+    fn block_ready(&self, index: u32) -> bool {
+        self.block_status(index).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
+    }
+
+    fn release_current(&mut self) {
+        self.block_status(self.current)
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        self.current = (self.current + 1) % self.geometry.block_count;
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: `base`/`len` describe the mapping made in `open`, unmapped once here.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+/// `offsetof(struct tpacket_block_desc, hdr.bh1.block_status)`.
+const BLOCK_STATUS_OFFSET: usize = 8;
+/// `offsetof(struct tpacket_block_desc, hdr.bh1.num_pkts)`.
+const NUM_PKTS_OFFSET: usize = 12;
+/// `offsetof(struct tpacket_block_desc, hdr.bh1.offset_to_first_pkt)`.
+const FIRST_PKT_OFFSET: usize = 16;
+/// `sizeof(struct tpacket_block_desc)`.
+const DESC_LEN: usize = size_of::<libc::tpacket_block_desc>();
+const HDR_LEN: usize = size_of::<libc::tpacket3_hdr>();
+
+/// A block handed over by the kernel; dropping it hands it back.
+pub struct Block<'r> {
+    ring: &'r mut Ring,
+    /// The block from its first packet header to its end.
+    bytes: &'r [u8],
+    remaining: u32,
+    offset: usize,
+}
+
+impl Block<'_> {
+    /// The next frame, or `None` when the block is done or its headers point outside it.
+    pub fn next_frame(&mut self) -> Option<Frame<'_>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let at = self.offset;
+        let header = self.bytes.get(at..at.checked_add(HDR_LEN)?)?;
+        let next = read_u32(header, 0) as usize;
+        let sec = u64::from(read_u32(header, 4));
+        let nsec = u64::from(read_u32(header, 8));
+        let snaplen = read_u32(header, 12) as usize;
+        let wire_len = read_u32(header, 16);
+        let status = read_u32(header, 20);
+        let mac = usize::from(read_u16(header, 24));
+        let tci = read_u32(header, 32);
+        let data_start = at.checked_add(mac)?;
+        let data = self
+            .bytes
+            .get(data_start..data_start.checked_add(snaplen)?)?;
+        self.remaining -= 1;
+        self.offset = if next == 0 {
+            self.bytes.len()
+        } else {
+            at + next
+        };
+        let offloaded =
+            (status & libc::TP_STATUS_VLAN_VALID != 0).then_some(OffloadedTag { tci: tci as u16 });
+        Some(Frame {
+            data,
+            wire_len,
+            ts_ns: sec * 1_000_000_000 + nsec,
+            offloaded,
+        })
+    }
+}
+
+impl Drop for Block<'_> {
+    fn drop(&mut self) {
+        self.ring.release_current();
+    }
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    bytes
+        .get(at..at + 4)
+        .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn read_u16(bytes: &[u8], at: usize) -> u16 {
+    bytes
+        .get(at..at + 2)
+        .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]))
+}
+
+fn set_option<T>(fd: BorrowedFd<'_>, option: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `value`, which outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            option,
+            (&raw const *value).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn get_option<T: Copy>(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<T> {
+    let mut value = std::mem::MaybeUninit::<T>::zeroed();
+    let mut len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: the pointers describe `value` and `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            option,
+            value.as_mut_ptr().cast(),
+            &raw mut len,
+        )
+    };
+    if rc == 0 {
+        // SAFETY: zero-initialised plain data, partly or wholly written by the kernel.
+        Ok(unsafe { value.assume_init() })
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Looks up an interface's index in the calling thread's network namespace.
+pub fn interface_index(name: &str) -> Option<u32> {
+    let cname = CString::new(name).ok()?;
+    // SAFETY: `cname` is a valid C string.
+    let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_offsets_match_the_kernel_abi() {
+        assert_eq!(HDR_LEN, 48);
+        assert_eq!(std::mem::offset_of!(libc::tpacket3_hdr, tp_mac), 24);
+        assert_eq!(std::mem::offset_of!(libc::tpacket3_hdr, hv1), 28);
+        assert_eq!(
+            std::mem::offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tci),
+            4
+        );
+        assert_eq!(
+            std::mem::offset_of!(libc::tpacket_hdr_v1, num_pkts),
+            NUM_PKTS_OFFSET - 8
+        );
+        assert_eq!(
+            std::mem::offset_of!(libc::tpacket_hdr_v1, offset_to_first_pkt),
+            FIRST_PKT_OFFSET - 8
+        );
+        assert_eq!(
+            std::mem::offset_of!(libc::tpacket_block_desc, hdr),
+            BLOCK_STATUS_OFFSET
+        );
+    }
+}

@@ -1,0 +1,364 @@
+//! The immutable value the aggregator publishes each tick, and everything that reads it uses.
+//!
+//! A snapshot owns its data: the terminal UI, the headless writer and the exporters read the
+//! same `Arc<Snapshot>` and never touch live capture state. Time is inside it (`taken_at`,
+//! `tick`), so rendering it is deterministic. Serialising it gives the documented JSON schema
+//! (`docs/snapshot-json.md`).
+
+use std::cmp::Ordering;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use serde::{Serialize, Serializer};
+
+use crate::config::{FanoutMode, RingGeometry};
+use crate::parse::proto;
+use crate::stats::{ParseErrors, WorkerStats};
+
+/// Rates over the 2 s, 10 s and 40 s windows, per second.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WindowRates(pub [f64; 3]);
+
+impl Serialize for WindowRates {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(3))?;
+        for (name, value) in ["2s", "10s", "40s"].iter().zip(self.0) {
+            map.serialize_entry(name, &value)?;
+        }
+        map.end()
+    }
+}
+
+/// Serialises a `SystemTime` as RFC 3339 with milliseconds, in UTC.
+pub fn rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_millis(*time))
+}
+
+fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's serialize_with passes a reference
+fn proto_name<S: Serializer>(p: &u8, s: S) -> Result<S::Ok, S::Error> {
+    match proto::name(*p) {
+        Some(name) => s.serialize_str(name),
+        None => s.serialize_u8(*p),
+    }
+}
+
+/// IP traffic counted since capture started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Totals {
+    /// IP packets.
+    pub packets: u64,
+    /// Their bytes on the wire.
+    pub bytes: u64,
+    /// Packets per second over each window.
+    pub packets_per_sec: WindowRates,
+    /// Bytes per second over each window.
+    pub bytes_per_sec: WindowRates,
+}
+
+/// One address's counters.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Talker {
+    /// The address.
+    pub ip: IpAddr,
+    /// Packets it sent.
+    pub packets_sent: u64,
+    /// Bytes it sent.
+    pub bytes_sent: u64,
+    /// Packets it received.
+    pub packets_received: u64,
+    /// Bytes it received.
+    pub bytes_received: u64,
+    /// When it was first seen.
+    #[serde(serialize_with = "rfc3339")]
+    pub first_seen: SystemTime,
+    /// When it was last seen.
+    #[serde(serialize_with = "rfc3339")]
+    pub last_seen: SystemTime,
+    /// Bytes per second sent over each window.
+    pub sent_bytes_per_sec: WindowRates,
+    /// Bytes per second received over each window.
+    pub received_bytes_per_sec: WindowRates,
+}
+
+/// One conversation's counters; `a` is the side that sent the first packet seen.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Flow {
+    /// IP protocol number; serialised as its name where it has one.
+    #[serde(serialize_with = "proto_name")]
+    pub proto: u8,
+    /// The initiating address.
+    pub a_ip: IpAddr,
+    /// Its port, where the protocol has ports.
+    pub a_port: Option<u16>,
+    /// The responding address.
+    pub b_ip: IpAddr,
+    /// Its port, where the protocol has ports.
+    pub b_port: Option<u16>,
+    /// Packets from a to b.
+    pub packets_a_to_b: u64,
+    /// Bytes from a to b.
+    pub bytes_a_to_b: u64,
+    /// Packets from b to a.
+    pub packets_b_to_a: u64,
+    /// Bytes from b to a.
+    pub bytes_b_to_a: u64,
+    /// When it was first seen.
+    #[serde(serialize_with = "rfc3339")]
+    pub first_seen: SystemTime,
+    /// When it was last seen.
+    #[serde(serialize_with = "rfc3339")]
+    pub last_seen: SystemTime,
+    /// Bytes per second from a to b over each window.
+    pub a_to_b_bytes_per_sec: WindowRates,
+    /// Bytes per second from b to a over each window.
+    pub b_to_a_bytes_per_sec: WindowRates,
+}
+
+/// The sum of every talker evicted from the bounded table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EvictedTalkers {
+    /// Entries evicted.
+    pub entries: u64,
+    /// Their packets sent.
+    pub packets_sent: u64,
+    /// Their bytes sent.
+    pub bytes_sent: u64,
+    /// Their packets received.
+    pub packets_received: u64,
+    /// Their bytes received.
+    pub bytes_received: u64,
+}
+
+/// The sum of every flow evicted from the bounded table, both directions together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EvictedFlows {
+    /// Entries evicted.
+    pub entries: u64,
+    /// Their packets.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Which socket filter is attached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterKind {
+    /// No filter: every frame reaches the rings.
+    #[default]
+    None,
+    /// The eBPF socket filter, which counts its rejects.
+    Ebpf,
+    /// The classic-BPF fallback, whose rejects nobody counts.
+    Classic,
+}
+
+/// Frames the socket filter rejected, per reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Rejects {
+    /// Outermost VLAN not in the list.
+    pub vlan: u64,
+    /// Not IPv4 or IPv6.
+    pub non_ip: u64,
+    /// Source or destination in an excluded prefix.
+    pub excluded: u64,
+    /// Neither source nor destination in an allowed prefix.
+    pub not_allowed: u64,
+}
+
+/// The filter's kind and, where it can know them, its reject counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FilterStatus {
+    /// Which filter is attached.
+    pub kind: FilterKind,
+    /// Rejects per reason; `None` where they are unknown (classic) or meaningless (none).
+    pub rejects: Option<Rejects>,
+}
+
+/// The fanout group as it was joined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FanoutInfo {
+    /// How frames are spread.
+    pub mode: FanoutMode,
+    /// The group id in use.
+    pub group: u16,
+    /// Whether fragments are reassembled before spreading.
+    pub defrag: bool,
+    /// Whether full rings spill over.
+    pub rollover: bool,
+}
+
+/// Everything known at one tick.
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    /// The interface captured on.
+    pub interface: String,
+    /// When this snapshot was built.
+    #[serde(serialize_with = "rfc3339")]
+    pub taken_at: SystemTime,
+    /// When capture started.
+    #[serde(serialize_with = "rfc3339")]
+    pub started_at: SystemTime,
+    /// Time from start to this snapshot.
+    #[serde(rename = "duration_secs", serialize_with = "secs")]
+    pub duration: Duration,
+    /// Ticks completed; rate windows count in ticks.
+    pub tick: u32,
+    /// IP traffic counted.
+    pub totals: Totals,
+    /// Per-worker capture health.
+    pub workers: Vec<WorkerStats>,
+    /// Frames not counted as traffic, per reason.
+    pub parse_errors: ParseErrors,
+    /// The socket filter.
+    pub filter: FilterStatus,
+    /// The fanout group.
+    pub fanout: FanoutInfo,
+    /// Each worker's ring geometry.
+    pub ring: RingGeometry,
+    /// Bound on the talker table.
+    pub max_talkers: usize,
+    /// Bound on the flow table.
+    pub max_flows: usize,
+    /// Whether flows are counted.
+    pub flows_enabled: bool,
+    /// Tracked addresses, in no particular order.
+    pub talkers: Vec<Talker>,
+    /// What was evicted from the talker table.
+    pub evicted_talkers: EvictedTalkers,
+    /// Tracked flows, in no particular order.
+    pub flows: Vec<Flow>,
+    /// What was evicted from the flow table.
+    pub evicted_flows: EvictedFlows,
+}
+
+/// A talker counter to order by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TalkerOrder {
+    /// Bytes sent plus received.
+    TotalBytes,
+    /// Bytes sent.
+    BytesSent,
+    /// Bytes received.
+    BytesReceived,
+    /// Packets sent.
+    PacketsSent,
+    /// Packets received.
+    PacketsReceived,
+    /// Send rate over window 0, 1 or 2.
+    SentRate(usize),
+    /// Receive rate over window 0, 1 or 2.
+    ReceivedRate(usize),
+    /// Last seen.
+    LastSeen,
+    /// The address.
+    Address,
+}
+
+impl Talker {
+    /// Compares two talkers by `order`, ascending, with the address breaking ties.
+    pub fn compare(&self, other: &Self, order: TalkerOrder) -> Ordering {
+        let by = match order {
+            TalkerOrder::TotalBytes => (self.bytes_sent + self.bytes_received)
+                .cmp(&(other.bytes_sent + other.bytes_received)),
+            TalkerOrder::BytesSent => self.bytes_sent.cmp(&other.bytes_sent),
+            TalkerOrder::BytesReceived => self.bytes_received.cmp(&other.bytes_received),
+            TalkerOrder::PacketsSent => self.packets_sent.cmp(&other.packets_sent),
+            TalkerOrder::PacketsReceived => self.packets_received.cmp(&other.packets_received),
+            TalkerOrder::SentRate(w) => {
+                rate(self.sent_bytes_per_sec, w).total_cmp(&rate(other.sent_bytes_per_sec, w))
+            }
+            TalkerOrder::ReceivedRate(w) => rate(self.received_bytes_per_sec, w)
+                .total_cmp(&rate(other.received_bytes_per_sec, w)),
+            TalkerOrder::LastSeen => self.last_seen.cmp(&other.last_seen),
+            TalkerOrder::Address => Ordering::Equal,
+        };
+        by.then_with(|| self.ip.cmp(&other.ip))
+    }
+}
+
+fn rate(r: WindowRates, window: usize) -> f64 {
+    r.0.get(window).copied().unwrap_or(0.0)
+}
+
+/// The first `limit` items of `items` in `cmp` order, without sorting the rest.
+///
+/// Costs O(n) plus O(limit log limit), so a top-20 of a million rows stays cheap.
+pub fn top_n<T>(items: &[T], limit: usize, mut cmp: impl FnMut(&T, &T) -> Ordering) -> Vec<&T> {
+    let mut refs: Vec<&T> = items.iter().collect();
+    if limit < refs.len() {
+        refs.select_nth_unstable_by(limit, |a, b| cmp(a, b));
+        refs.truncate(limit);
+    }
+    refs.sort_unstable_by(|a, b| cmp(a, b));
+    refs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn talker(last: u8, sent: u64) -> Talker {
+        Talker {
+            ip: IpAddr::from([198, 18, 0, last]),
+            packets_sent: 1,
+            bytes_sent: sent,
+            packets_received: 0,
+            bytes_received: 0,
+            first_seen: SystemTime::UNIX_EPOCH,
+            last_seen: SystemTime::UNIX_EPOCH,
+            sent_bytes_per_sec: WindowRates::default(),
+            received_bytes_per_sec: WindowRates::default(),
+        }
+    }
+
+    #[test]
+    fn top_n_selects_and_orders() {
+        let items: Vec<Talker> = (0..50).map(|i| talker(i, u64::from(i) * 7 % 50)).collect();
+        let top = top_n(&items, 3, |a, b| b.compare(a, TalkerOrder::BytesSent));
+        let sent: Vec<u64> = top.iter().map(|t| t.bytes_sent).collect();
+        assert_eq!(sent, vec![49, 48, 47]);
+        assert_eq!(
+            top_n(&items, 500, |a, b| a.compare(b, TalkerOrder::Address)).len(),
+            50
+        );
+    }
+
+    #[test]
+    fn window_rates_serialise_as_named_windows() {
+        let json = serde_json::to_string(&WindowRates([1.0, 2.5, 0.0])).unwrap();
+        assert_eq!(json, r#"{"2s":1.0,"10s":2.5,"40s":0.0}"#);
+    }
+
+    #[test]
+    fn flows_name_known_protocols_and_number_the_rest() {
+        let json = |proto| {
+            let mut f = Flow {
+                proto,
+                a_ip: IpAddr::from([198, 18, 0, 2]),
+                a_port: None,
+                b_ip: IpAddr::from([198, 18, 0, 1]),
+                b_port: Some(53),
+                packets_a_to_b: 0,
+                bytes_a_to_b: 0,
+                packets_b_to_a: 0,
+                bytes_b_to_a: 0,
+                first_seen: SystemTime::UNIX_EPOCH,
+                last_seen: SystemTime::UNIX_EPOCH + Duration::from_millis(1500),
+                a_to_b_bytes_per_sec: WindowRates::default(),
+                b_to_a_bytes_per_sec: WindowRates::default(),
+            };
+            f.proto = proto;
+            serde_json::to_value(&f).unwrap()
+        };
+        assert_eq!(json(17)["proto"], "udp");
+        assert_eq!(json(47)["proto"], 47);
+        assert_eq!(json(47)["a_port"], serde_json::Value::Null);
+        assert_eq!(json(47)["last_seen"], "1970-01-01T00:00:01.500Z");
+    }
+}

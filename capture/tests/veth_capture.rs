@@ -1,0 +1,303 @@
+//! Privileged end-to-end tests of the capture library on a real veth pair in fresh network
+//! namespaces: exact counts through two fanout workers, fanout modes, independent groups,
+//! bounded tables, and a vanishing interface.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use testlab::Lab;
+use testlab::corpus::{self, Corpus};
+use testlab::netns::CAPTURE_IF;
+use traffic_counter_capture::snapshot::Snapshot;
+use traffic_counter_capture::{Capture, CaptureConfig, CaptureError, FanoutMode, Update};
+
+fn config(workers: usize) -> CaptureConfig {
+    let mut c = CaptureConfig::new(CAPTURE_IF);
+    c.workers = workers;
+    c.flows = true;
+    c
+}
+
+/// Starts capture in the lab, sends `corpus`, gives the kernel a moment, stops, returns the
+/// final snapshot.
+fn capture(lab: &Lab, config: &CaptureConfig, corpus: &Corpus) -> Snapshot {
+    let capture = lab
+        .in_capture_ns(|| Capture::start(config, |_| {}))
+        .expect("capture starts");
+    lab.send(&corpus.frames);
+    std::thread::sleep(Duration::from_millis(50));
+    let finished = capture.stop().expect("capture stops");
+    assert!(finished.error.is_none(), "{:?}", finished.error);
+    (*finished.snapshot).clone()
+}
+
+fn assert_counts(snap: &Snapshot, corpus: &Corpus) {
+    assert_eq!(snap.totals.packets, corpus.packets, "IP packets");
+    assert_eq!(snap.totals.bytes, corpus.bytes, "IP bytes");
+    assert_eq!(snap.parse_errors.non_ip, corpus.non_ip, "non-IP frames");
+    assert_eq!(
+        snap.parse_errors.truncated, corpus.truncated,
+        "truncated frames"
+    );
+    assert_eq!(
+        snap.parse_errors.bad_header, corpus.bad_header,
+        "malformed frames"
+    );
+    let frames: u64 = snap.workers.iter().map(|w| w.packets).sum();
+    assert_eq!(frames, corpus.frame_count(), "frames read from the rings");
+    assert!(
+        snap.workers.iter().all(|w| w.ring_drops == 0),
+        "{:?}",
+        snap.workers
+    );
+
+    assert_eq!(snap.talkers.len(), corpus.talkers.len(), "talker count");
+    for t in &snap.talkers {
+        let want = corpus
+            .talkers
+            .get(&t.ip)
+            .unwrap_or_else(|| panic!("unexpected {}", t.ip));
+        assert_eq!(
+            (
+                t.packets_sent,
+                t.bytes_sent,
+                t.packets_received,
+                t.bytes_received
+            ),
+            (
+                want.packets_sent,
+                want.bytes_sent,
+                want.packets_received,
+                want.bytes_received
+            ),
+            "talker {}",
+            t.ip
+        );
+    }
+    assert_eq!(snap.flows.len(), corpus.flows.len(), "flow count");
+    for want in &corpus.flows {
+        let got = snap
+            .flows
+            .iter()
+            .find(|f| {
+                f.proto == want.proto
+                    && (f.a_ip, f.a_port) == want.a
+                    && (f.b_ip, f.b_port) == want.b
+            })
+            .unwrap_or_else(|| panic!("flow {want:?} missing from {:#?}", snap.flows));
+        assert_eq!(
+            (
+                got.packets_a_to_b,
+                got.bytes_a_to_b,
+                got.packets_b_to_a,
+                got.bytes_b_to_a
+            ),
+            (
+                want.packets_a_to_b,
+                want.bytes_a_to_b,
+                want.packets_b_to_a,
+                want.bytes_b_to_a
+            ),
+            "flow {want:?}"
+        );
+    }
+}
+
+#[test]
+fn two_hash_workers_count_the_standard_mix_exactly() {
+    let lab = Lab::new("std");
+    let corpus = corpus::standard();
+    let snap = capture(&lab, &config(2), &corpus);
+    assert_eq!(corpus.packets, 42);
+    assert_eq!(
+        corpus.bytes,
+        10 * 142 + 5 * 242 + 7 * 54 + 3 * 98 + 4 * 72 + 2 * 70 + 6 * 66 + 3 * 70 + 2 * 82
+    );
+    assert_counts(&snap, &corpus);
+    assert_eq!(snap.workers.len(), 2);
+    assert_eq!(snap.fanout.mode, FanoutMode::Hash);
+    assert_ne!(snap.fanout.group, 0, "the kernel chose a unique group id");
+    assert_eq!(snap.evicted_talkers.entries, 0);
+    assert_eq!(snap.evicted_flows.entries, 0);
+}
+
+#[test]
+fn round_robin_fanout_splits_frames_evenly() {
+    let lab = Lab::new("lb");
+    let corpus = corpus::standard();
+    let mut cfg = config(2);
+    cfg.fanout.mode = FanoutMode::Lb;
+    let snap = capture(&lab, &cfg, &corpus);
+    assert_counts(&snap, &corpus);
+    let per_worker: Vec<u64> = snap.workers.iter().map(|w| w.packets).collect();
+    assert_eq!(per_worker.iter().sum::<u64>(), 51);
+    assert!(
+        per_worker.iter().all(|&n| n == 25 || n == 26),
+        "{per_worker:?}"
+    );
+}
+
+#[test]
+fn two_captures_on_one_interface_do_not_share_a_group() {
+    let lab = Lab::new("dual");
+    let corpus = corpus::standard();
+    let cfg = config(2);
+    let (first, second) = lab.in_capture_ns(|| {
+        (
+            Capture::start(&cfg, |_| {}).expect("first starts"),
+            Capture::start(&cfg, |_| {}).expect("second starts"),
+        )
+    });
+    assert_ne!(first.fanout().group, second.fanout().group);
+    lab.send(&corpus.frames);
+    std::thread::sleep(Duration::from_millis(50));
+    for capture in [first, second] {
+        let finished = capture.stop().expect("stops");
+        assert_counts(&finished.snapshot, &corpus);
+    }
+}
+
+#[test]
+fn an_explicit_group_id_is_used() {
+    let lab = Lab::new("grp");
+    let mut cfg = config(2);
+    cfg.fanout.group = Some(4242);
+    cfg.fanout.defrag = true;
+    cfg.fanout.rollover = true;
+    let corpus = corpus::standard();
+    let snap = capture(&lab, &cfg, &corpus);
+    assert_eq!(snap.fanout.group, 4242);
+    assert_counts(&snap, &corpus);
+}
+
+#[test]
+fn bounded_tables_evict_and_still_add_up() {
+    let lab = Lab::new("evict");
+    let corpus = corpus::many_sources(300);
+    let mut cfg = config(2);
+    cfg.max_talkers = 64;
+    cfg.max_flows = 32;
+    let snap = capture(&lab, &cfg, &corpus);
+    assert_eq!(snap.totals.packets, 300);
+    assert!(snap.talkers.len() <= 64 && snap.flows.len() <= 32);
+    assert!(snap.evicted_talkers.entries > 0 && snap.evicted_flows.entries > 0);
+    let sent: u64 = snap.talkers.iter().map(|t| t.packets_sent).sum();
+    let received: u64 = snap.talkers.iter().map(|t| t.packets_received).sum();
+    let sent_bytes: u64 = snap.talkers.iter().map(|t| t.bytes_sent).sum();
+    assert_eq!(sent + snap.evicted_talkers.packets_sent, 300);
+    assert_eq!(received + snap.evicted_talkers.packets_received, 300);
+    assert_eq!(sent_bytes + snap.evicted_talkers.bytes_sent, corpus.bytes);
+    let flow_packets: u64 = snap
+        .flows
+        .iter()
+        .map(|f| f.packets_a_to_b + f.packets_b_to_a)
+        .sum();
+    let flow_bytes: u64 = snap
+        .flows
+        .iter()
+        .map(|f| f.bytes_a_to_b + f.bytes_b_to_a)
+        .sum();
+    assert_eq!(flow_packets + snap.evicted_flows.packets, 300);
+    assert_eq!(flow_bytes + snap.evicted_flows.bytes, corpus.bytes);
+    // 301 distinct addresses were seen; each is tracked now or was evicted at least once.
+    assert!(snap.talkers.len() as u64 + snap.evicted_talkers.entries >= 301);
+}
+
+#[test]
+fn snapshots_are_published_every_tick_while_capturing() {
+    let lab = Lab::new("tick");
+    let mut cfg = config(2);
+    cfg.tick = Duration::from_millis(200);
+    let (tx, rx) = mpsc::channel();
+    let capture = lab
+        .in_capture_ns(|| {
+            Capture::start(&cfg, move |u| {
+                let _ = tx.send(u);
+            })
+        })
+        .expect("starts");
+    let corpus = corpus::standard();
+    lab.send(&corpus.frames);
+    let started = Instant::now();
+    let mut seen = None;
+    while started.elapsed() < Duration::from_secs(5) {
+        if let Ok(Update::Snapshot(s)) = rx.recv_timeout(Duration::from_secs(1))
+            && s.totals.packets == corpus.packets
+        {
+            seen = Some(s);
+            break;
+        }
+    }
+    let snap = seen.expect("a published snapshot shows every packet");
+    // Published while running, with rates over the windows covered so far.
+    assert!(snap.duration < Duration::from_secs(5));
+    let expected_rate = corpus.bytes as f64 / (f64::from(snap.tick + 1) * 0.2);
+    assert!(snap.totals.bytes_per_sec.0[2] > 0.0);
+    assert!(
+        snap.totals.bytes_per_sec.0[2] <= expected_rate + 1e-6,
+        "{:?}",
+        snap.totals
+    );
+    capture.stop().expect("stops");
+}
+
+#[test]
+fn a_vanishing_interface_fails_the_capture_promptly() {
+    let lab = Lab::new("gone");
+    let (tx, rx) = mpsc::channel();
+    let capture = lab
+        .in_capture_ns(|| {
+            Capture::start(&config(2), move |u| {
+                let _ = tx.send(u);
+            })
+        })
+        .expect("starts");
+    let corpus = corpus::standard();
+    lab.send(&corpus.frames);
+    std::thread::sleep(Duration::from_millis(50));
+    let deleted = Instant::now();
+    lab.delete_capture_interface();
+    let failure = loop {
+        match rx
+            .recv_timeout(Duration::from_secs(2))
+            .expect("an update within 2 s")
+        {
+            Update::Failed(message) => break message,
+            Update::Snapshot(_) => {}
+        }
+    };
+    assert!(
+        deleted.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        deleted.elapsed()
+    );
+    assert!(
+        failure.contains("tc0") && failure.contains("went away"),
+        "{failure}"
+    );
+    let finished = capture.stop().expect("stops");
+    assert!(matches!(
+        finished.error,
+        Some(CaptureError::InterfaceGone { .. })
+    ));
+    assert_eq!(
+        finished.snapshot.totals.packets, corpus.packets,
+        "counted before it vanished"
+    );
+}
+
+#[test]
+fn a_missing_interface_names_the_ones_that_exist() {
+    let lab = Lab::new("missing");
+    let mut cfg = config(1);
+    cfg.interface = "nope0".into();
+    let err = lab
+        .in_capture_ns(|| Capture::start(&cfg, |_| {}))
+        .err()
+        .expect("fails");
+    let text = err.to_string();
+    assert!(
+        text.contains("\"nope0\"") && text.contains("lo, tc0"),
+        "{text}"
+    );
+}
