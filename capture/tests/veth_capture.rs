@@ -1,4 +1,6 @@
 //! Privileged end-to-end tests of the capture library on a real veth pair in fresh network
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! namespaces: exact counts through two fanout workers, fanout modes, independent groups,
 //! bounded tables, and a vanishing interface.
 

@@ -1,0 +1,278 @@
+//! The command line: every option, its parser, and the capture configuration it yields.
+//!
+//! Values are validated by clap value parsers, so a bad value is reported by clap naming the
+//! flag and the value, before anything is opened.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use traffic_counter_capture::affinity::{allowed_cpus, parse_cpu_list};
+use traffic_counter_capture::config::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_TALKERS};
+use traffic_counter_capture::{CaptureConfig, FanoutConfig, FanoutMode, RingOptions};
+
+/// Live per-IP and per-flow traffic monitor on AF_PACKET TPACKET_V3 rings with fanout.
+#[derive(Debug, Parser)]
+#[command(name = "traffic-counter", version, about, max_term_width = 100)]
+pub struct Args {
+    /// Interface to capture on [default: the one carrying the default route, else the first
+    /// non-loopback interface that is up].
+    #[arg(short, long, value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// Capture workers, one per fanout member [default: one per CPU in --cpus, else per
+    /// online CPU].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+
+    /// CPUs to pin workers to, e.g. 0-3,6; worker i runs on the i-th CPU of the list, wrapping
+    /// around [default: the CPUs this process may use].
+    #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
+    pub cpus: Option<CpuList>,
+
+    /// How the kernel spreads frames across workers.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = FanoutArg::Hash)]
+    pub fanout: FanoutArg,
+
+    /// Fanout group id [default: a unique id chosen by the kernel].
+    #[arg(long, value_name = "ID")]
+    pub fanout_group: Option<u16>,
+
+    /// Reassemble IP fragments before spreading them (PACKET_FANOUT_FLAG_DEFRAG).
+    #[arg(long)]
+    pub fanout_defrag: bool,
+
+    /// Spill to another worker's ring when the chosen one is full (PACKET_FANOUT_FLAG_ROLLOVER).
+    #[arg(long)]
+    pub fanout_rollover: bool,
+
+    /// Ring block size: a power of two of at least the page size; K/M suffixes allowed
+    /// [default: 1M].
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub block_size: Option<u32>,
+
+    /// Blocks per ring [default: enough for 100 ms of line rate across all workers, from the
+    /// link speed, 8 MiB to 256 MiB per worker].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=65536))]
+    pub block_count: Option<u32>,
+
+    /// Frame slot size: a multiple of 16 that divides the block size [default: 2048].
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub frame_size: Option<u32>,
+
+    /// Milliseconds before the kernel hands over a partly filled block [default: 10].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=60000))]
+    pub block_timeout: Option<u32>,
+
+    /// Count flows (protocol and both endpoints) as well as addresses.
+    #[arg(long)]
+    pub flows: bool,
+
+    /// Most addresses tracked at once; the idlest are evicted beyond that.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TALKERS, value_parser = positive)]
+    pub max_talkers: usize,
+
+    /// Most flows tracked at once; the idlest are evicted beyond that.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS, value_parser = positive)]
+    pub max_flows: usize,
+
+    /// Run without the terminal UI: print a summary line and write snapshots every interval.
+    #[arg(long)]
+    pub headless: bool,
+
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
+
+    /// Seconds between headless summary lines and snapshot writes.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "1")]
+    pub interval: Duration,
+
+    /// Headless: rewrite this JSON file atomically every interval and once more at exit.
+    #[arg(long, value_name = "PATH")]
+    pub snapshot_file: Option<PathBuf>,
+
+    /// Keep only the top N talkers and flows (by total bytes) in snapshot files.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub top: Option<usize>,
+}
+
+/// A parsed `--cpus` list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+fn parse_cpus(text: &str) -> Result<CpuList, String> {
+    parse_cpu_list(text).map(CpuList)
+}
+
+/// Fanout modes as spelled on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FanoutArg {
+    /// By flow hash: both directions of a flow on one worker.
+    Hash,
+    /// Round robin.
+    Lb,
+    /// By receiving CPU.
+    Cpu,
+    /// Fill one worker, then the next.
+    Rollover,
+    /// Random worker.
+    Random,
+    /// By NIC receive queue.
+    Qm,
+}
+
+impl From<FanoutArg> for FanoutMode {
+    fn from(arg: FanoutArg) -> Self {
+        match arg {
+            FanoutArg::Hash => Self::Hash,
+            FanoutArg::Lb => Self::Lb,
+            FanoutArg::Cpu => Self::Cpu,
+            FanoutArg::Rollover => Self::Rollover,
+            FanoutArg::Random => Self::Random,
+            FanoutArg::Qm => Self::Qm,
+        }
+    }
+}
+
+impl Args {
+    /// The capture configuration these options ask for, on `interface`.
+    pub fn capture_config(&self, interface: String) -> CaptureConfig {
+        let cpus = self
+            .cpus
+            .as_ref()
+            .map_or_else(allowed_cpus, |list| list.0.clone());
+        let workers = self.workers.map_or(cpus.len(), usize::from);
+        let mut config = CaptureConfig::new(interface);
+        config.workers = workers;
+        config.cpus = cpus;
+        config.fanout = FanoutConfig {
+            mode: self.fanout.into(),
+            defrag: self.fanout_defrag,
+            rollover: self.fanout_rollover,
+            group: self.fanout_group,
+        };
+        config.ring = RingOptions {
+            block_size: self.block_size,
+            block_count: self.block_count,
+            frame_size: self.frame_size,
+            block_timeout_ms: self.block_timeout,
+        };
+        config.flows = self.flows;
+        config.max_talkers = self.max_talkers;
+        config.max_flows = self.max_flows;
+        config
+    }
+}
+
+/// Parses a byte size with an optional binary K/M/G suffix: `65536`, `64K`, `1M`.
+fn parse_size(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 65536, 64K, 1M)"))?;
+    u32::try_from(n << shift)
+        .ok()
+        .filter(|&v| v > 0 && n << shift >> shift == n)
+        .ok_or_else(|| format!("{text:?} is out of range (1 byte to 4 GiB)"))
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if secs.is_finite() && (0.05..=31_536_000.0).contains(&secs) {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(format!(
+            "{text:?} must be between 0.05 and 31536000 seconds"
+        ))
+    }
+}
+
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{text:?} must be a whole number above 0")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_is_well_formed() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_and_seconds() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert!(parse_size("4G").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1.5M").is_err());
+        assert_eq!(parse_seconds("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("nan").is_err());
+    }
+
+    #[test]
+    fn options_become_a_capture_config() {
+        let args = Args::try_parse_from([
+            "traffic-counter",
+            "-i",
+            "eth9",
+            "--cpus",
+            "0,1",
+            "--fanout",
+            "lb",
+            "--fanout-group",
+            "77",
+            "--block-size",
+            "64K",
+            "--block-count",
+            "8",
+            "--flows",
+            "--max-talkers",
+            "10",
+        ])
+        .unwrap();
+        let c = args.capture_config("eth9".into());
+        assert_eq!((c.workers, c.cpus.clone()), (2, vec![0, 1]));
+        assert_eq!((c.fanout.mode, c.fanout.group), (FanoutMode::Lb, Some(77)));
+        assert_eq!(
+            (c.ring.block_size, c.ring.block_count),
+            (Some(65536), Some(8))
+        );
+        assert!(c.flows);
+        assert_eq!(c.max_talkers, 10);
+    }
+
+    #[test]
+    fn bad_values_name_their_flag() {
+        for (flag, value) in [
+            ("--workers", "0"),
+            ("--cpus", "3-1"),
+            ("--fanout", "bogus"),
+            ("--block-size", "lots"),
+            ("--max-talkers", "0"),
+            ("--interval", "0"),
+            ("--duration", "soon"),
+        ] {
+            let err = Args::try_parse_from(["traffic-counter", flag, value]).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(flag), "{flag}: {text}");
+        }
+    }
+}

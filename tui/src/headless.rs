@@ -1,0 +1,93 @@
+//! Headless mode: capture with no terminal UI, print a summary line and rewrite the snapshot
+//! file every interval, and write it once more after the rings are drained.
+//!
+//! It stops on `--duration`, SIGINT, SIGTERM, or a capture failure such as the interface
+//! vanishing; in every case the final snapshot is still written.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use traffic_counter_capture::{Capture, Snapshot, Update};
+
+use crate::cli::Args;
+use crate::{snapshot_file, summary};
+
+/// Runs headless capture until told to stop; the exit code says whether it failed.
+pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let config = args.capture_config(interface);
+    let (tx, mut updates) = mpsc::unbounded_channel();
+    let capture = Capture::start(&config, move |update| {
+        let _ = tx.send(update);
+    })?;
+    let fanout = capture.fanout();
+    eprintln!(
+        "traffic-counter: capturing on {} with {} workers on CPUs {:?}, fanout {} group {}, {} MiB ring each",
+        config.interface,
+        config.workers,
+        config.cpus,
+        fanout.mode.name(),
+        fanout.group,
+        capture.geometry().bytes() >> 20,
+    );
+
+    let mut ticker = tokio::time::interval_at(Instant::now() + args.interval, args.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let deadline = args.duration.map(|d| Instant::now() + d);
+    let mut latest: Option<Arc<Snapshot>> = None;
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Some(s) = &latest {
+                    println!("{}", summary::line(s));
+                    if let Some(path) = &args.snapshot_file
+                        && let Err(err) = snapshot_file::write_snapshot(path, s, args.top)
+                    {
+                        eprintln!("traffic-counter: {err:#}; capture continues");
+                    }
+                }
+            }
+            update = updates.recv() => match update {
+                Some(Update::Snapshot(s)) => latest = Some(s),
+                Some(Update::Failed(message)) => { failure = Some(message); break; }
+                None => break,
+            },
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            () = sleep_until(deadline), if deadline.is_some() => break,
+        }
+    }
+
+    let finished = tokio::task::spawn_blocking(move || capture.stop())
+        .await
+        .context("waiting for capture to stop")??;
+    println!("{}", summary::line(&finished.snapshot));
+    let mut code = ExitCode::SUCCESS;
+    if let Some(path) = &args.snapshot_file
+        && let Err(err) = snapshot_file::write_snapshot(path, &finished.snapshot, args.top)
+    {
+        eprintln!("traffic-counter: {err:#}");
+        code = ExitCode::FAILURE;
+    }
+    if let Some(err) = finished.error {
+        eprintln!("traffic-counter: {err}");
+        code = ExitCode::FAILURE;
+    } else if let Some(message) = failure {
+        eprintln!("traffic-counter: {message}");
+        code = ExitCode::FAILURE;
+    }
+    Ok(code)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,31 @@
+//! The one-line summary headless mode prints every interval.
+
+use traffic_counter_capture::Snapshot;
+
+use crate::units;
+
+/// `12.0s 42 pkts 3.43 KiB | 2s: 21 pps 13.7 kbit/s | talkers 12 flows 9 evicted 0/0 | drops 0 freezes 0 | errors non-IP 4 truncated 2 bad 3`
+pub fn line(s: &Snapshot) -> String {
+    let drops: u64 = s.workers.iter().map(|w| w.ring_drops).sum();
+    let freezes: u64 = s.workers.iter().map(|w| w.ring_freezes).sum();
+    let flows = if s.flows_enabled {
+        format!(" flows {}", s.flows.len())
+    } else {
+        String::new()
+    };
+    format!(
+        "{:.1}s {} pkts {} | 2s: {} pps {} | talkers {}{flows} evicted {}/{} | drops {drops} \
+         freezes {freezes} | errors non-IP {} truncated {} bad {}",
+        s.duration.as_secs_f64(),
+        s.totals.packets,
+        units::bytes(s.totals.bytes),
+        units::count(s.totals.packets_per_sec.0[0]),
+        units::bits_per_sec(s.totals.bytes_per_sec.0[0]),
+        s.talkers.len(),
+        s.evicted_talkers.entries,
+        s.evicted_flows.entries,
+        s.parse_errors.non_ip,
+        s.parse_errors.truncated,
+        s.parse_errors.bad_header,
+    )
+}

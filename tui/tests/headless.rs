@@ -1,0 +1,281 @@
+//! Privileged end-to-end tests of the real binary in headless mode, inside fresh network
+//! namespaces: exact counts in the snapshot file, clean stops, and each failure's message.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testlab::Lab;
+use testlab::corpus::{self, Corpus};
+
+const BIN: &str = env!("CARGO_BIN_EXE_traffic-counter");
+
+/// A running binary whose stderr lines arrive on a channel.
+struct Running {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary starts");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let running = Self { child, stderr: rx };
+        running.wait_for_line("capturing on", Duration::from_secs(10));
+        running
+    }
+
+    fn wait_for_line(&self, needle: &str, limit: Duration) -> String {
+        let until = Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no stderr line containing {needle:?} within {limit:?}"),
+            }
+        }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(rc, 0);
+    }
+
+    /// Waits for exit within `limit`; returns the status code and the elapsed time.
+    fn wait(mut self, limit: Duration) -> (i32, Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code().unwrap_or(-1), started.elapsed());
+            }
+            assert!(started.elapsed() < limit, "still running after {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn headless(lab: &Lab, snapshot: &Path, extra: &[&str]) -> Command {
+    let mut cmd = lab.command_in_capture_ns(BIN);
+    cmd.args([
+        "--headless",
+        "-i",
+        "tc0",
+        "--workers",
+        "2",
+        "--flows",
+        "--interval",
+        "0.5",
+    ]);
+    cmd.arg("--snapshot-file").arg(snapshot);
+    cmd.args(extra);
+    cmd
+}
+
+fn temp_file(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tc-headless-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("snapshot file exists")).expect("valid JSON")
+}
+
+fn assert_snapshot_counts(doc: &Value, corpus: &Corpus) {
+    assert_eq!(doc["interface"], "tc0");
+    assert_eq!(doc["totals"]["packets"], corpus.packets);
+    assert_eq!(doc["totals"]["bytes"], corpus.bytes);
+    assert_eq!(doc["parse_errors"]["non_ip"], corpus.non_ip);
+    assert_eq!(doc["parse_errors"]["truncated"], corpus.truncated);
+    assert_eq!(doc["parse_errors"]["bad_header"], corpus.bad_header);
+    assert_eq!(doc["filter"]["kind"], "none");
+    assert_eq!(doc["filter"]["rejects"], Value::Null);
+    let workers = doc["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2);
+    let frames: u64 = workers.iter().map(|w| w["packets"].as_u64().unwrap()).sum();
+    assert_eq!(frames, corpus.frame_count());
+    assert!(
+        workers
+            .iter()
+            .all(|w| w["ring_drops"] == 0 && w["ring_freezes"] == 0)
+    );
+
+    let talkers = doc["talkers"].as_array().unwrap();
+    assert_eq!(talkers.len(), corpus.talkers.len());
+    for t in talkers {
+        let ip: std::net::IpAddr = t["ip"].as_str().unwrap().parse().unwrap();
+        let want = &corpus.talkers[&ip];
+        assert_eq!(t["packets_sent"], want.packets_sent, "{ip}");
+        assert_eq!(t["bytes_sent"], want.bytes_sent, "{ip}");
+        assert_eq!(t["packets_received"], want.packets_received, "{ip}");
+        assert_eq!(t["bytes_received"], want.bytes_received, "{ip}");
+        assert!(t["first_seen"].as_str().unwrap().ends_with('Z'));
+    }
+    let flows = doc["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), corpus.flows.len());
+    for want in &corpus.flows {
+        let proto = match want.proto {
+            1 => Value::from("icmp"),
+            6 => Value::from("tcp"),
+            17 => Value::from("udp"),
+            58 => Value::from("icmpv6"),
+            n => Value::from(n),
+        };
+        let port = |p: Option<u16>| p.map_or(Value::Null, Value::from);
+        let got = flows
+            .iter()
+            .find(|f| {
+                f["proto"] == proto
+                    && f["a_ip"] == want.a.0.to_string()
+                    && f["a_port"] == port(want.a.1)
+                    && f["b_ip"] == want.b.0.to_string()
+                    && f["b_port"] == port(want.b.1)
+            })
+            .unwrap_or_else(|| panic!("flow {want:?} missing"));
+        assert_eq!(got["packets_a_to_b"], want.packets_a_to_b);
+        assert_eq!(got["bytes_a_to_b"], want.bytes_a_to_b);
+        assert_eq!(got["packets_b_to_a"], want.packets_b_to_a);
+        assert_eq!(got["bytes_b_to_a"], want.bytes_b_to_a);
+    }
+    assert_eq!(doc["evicted_talkers"]["entries"], 0);
+    assert_eq!(doc["evicted_flows"]["entries"], 0);
+}
+
+#[test]
+fn headless_counts_exactly_and_writes_the_snapshot_every_interval() {
+    let lab = Lab::new("hl");
+    let path = temp_file("exact.json");
+    let run = Running::start(headless(&lab, &path, &["--duration", "3"]));
+    let corpus = corpus::standard();
+    lab.send(&corpus.frames);
+    // The file is rewritten while capture runs, before the final write at exit.
+    let until = Instant::now() + Duration::from_secs(2);
+    while !path.exists() {
+        assert!(Instant::now() < until, "no snapshot written during capture");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let during = read_json(&path);
+    assert_eq!(during["interface"], "tc0");
+    let (code, _) = run.wait(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    assert_snapshot_counts(&read_json(&path), &corpus);
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_a_final_snapshot() {
+    let lab = Lab::new("term");
+    let path = temp_file("term.json");
+    let run = Running::start(headless(&lab, &path, &[]));
+    let corpus = corpus::standard();
+    lab.send(&corpus.frames);
+    std::thread::sleep(Duration::from_millis(100));
+    run.signal(libc::SIGTERM);
+    let (code, took) = run.wait(Duration::from_secs(5));
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_snapshot_counts(&read_json(&path), &corpus);
+}
+
+#[test]
+fn top_limits_the_rows_written() {
+    let lab = Lab::new("top");
+    let path = temp_file("top.json");
+    let run = Running::start(headless(&lab, &path, &["--top", "2"]));
+    lab.send(&corpus::standard().frames);
+    std::thread::sleep(Duration::from_millis(100));
+    run.signal(libc::SIGINT);
+    assert_eq!(run.wait(Duration::from_secs(5)).0, 0);
+    let doc = read_json(&path);
+    let talkers = doc["talkers"].as_array().unwrap();
+    let ips: Vec<&str> = talkers.iter().map(|t| t["ip"].as_str().unwrap()).collect();
+    // 198.18.0.1 and .2 exchange the most bytes: 10 x 142 + 5 x 242 each way.
+    assert_eq!(ips, ["198.18.0.1", "198.18.0.2"]);
+    assert_eq!(doc["flows"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["totals"]["packets"], 42);
+}
+
+#[test]
+fn a_vanishing_interface_exits_nonzero_within_two_seconds_with_the_snapshot() {
+    let lab = Lab::new("hlgone");
+    let path = temp_file("gone.json");
+    let run = Running::start(headless(&lab, &path, &[]));
+    let corpus = corpus::standard();
+    lab.send(&corpus.frames);
+    std::thread::sleep(Duration::from_millis(100));
+    lab.delete_capture_interface();
+    let line = run.wait_for_line("went away", Duration::from_secs(2));
+    assert!(line.contains("tc0"), "{line}");
+    let (code, _) = run.wait(Duration::from_secs(2));
+    assert_eq!(code, 1);
+    assert_eq!(read_json(&path)["totals"]["packets"], corpus.packets);
+}
+
+#[test]
+fn a_missing_interface_is_named_with_the_alternatives() {
+    let lab = Lab::new("hlmiss");
+    let out = lab
+        .command_in_capture_ns(BIN)
+        .args(["--headless", "-i", "nope0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("interface \"nope0\" not found; available interfaces: lo, tc0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_flag_value_gets_a_clap_error_naming_it() {
+    let out = Command::new(BIN)
+        .args(["--fanout", "sideways"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("'--fanout <MODE>'") && err.contains("sideways"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_cap_net_raw_the_capability_is_named() {
+    let out = Command::new("capsh")
+        .arg("--drop=cap_net_raw")
+        .arg("--")
+        .arg("-c")
+        .arg(format!("exec {BIN} --headless -i lo --duration 1"))
+        .output()
+        .expect("capsh runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CAP_NET_RAW"), "{err}");
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("traffic-counter:"))
+            .count(),
+        1,
+        "{err}"
+    );
+}
