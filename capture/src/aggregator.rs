@@ -6,7 +6,6 @@
 //! then publishes an immutable `Arc<Snapshot>`. Emptied tallies go back to their worker's pool,
 //! so steady-state counting allocates nothing.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -16,6 +15,7 @@ use crate::CaptureError;
 use crate::config::RingGeometry;
 use crate::counters::{Direction, FlowKey, Tally};
 use crate::history::{History, WINDOWS};
+use crate::parse::Addr;
 use crate::snapshot::{FanoutInfo, FilterStatus, Flow, Snapshot, Talker, Totals, WindowRates};
 use crate::stats::{ParseErrors, WorkerStats};
 use crate::table::{BoundedTable, FlowEntry, TalkerEntry};
@@ -291,11 +291,11 @@ fn time(ns: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
-fn talker(ip: IpAddr, e: &TalkerEntry, rates: &RateScale) -> Talker {
+fn talker(ip: Addr, e: &TalkerEntry, rates: &RateScale) -> Talker {
     let (sent, received) = rates.of(&e.history);
     let c = &e.counts;
     Talker {
-        ip,
+        ip: ip.into(),
         packets_sent: c.packets_sent,
         bytes_sent: c.bytes_sent,
         packets_received: c.packets_received,
@@ -318,9 +318,9 @@ fn flow(key: &FlowKey, e: &FlowEntry, rates: &RateScale) -> Flow {
     };
     Flow {
         proto: key.proto,
-        a_ip: a.ip,
+        a_ip: a.ip.into(),
         a_port: port(a.port),
-        b_ip: b.ip,
+        b_ip: b.ip.into(),
         b_port: port(b.port),
         packets_a_to_b: c.packets[ab],
         bytes_a_to_b: c.bytes[ab],

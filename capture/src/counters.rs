@@ -6,9 +6,14 @@
 //! aggregator and continues with an empty one from its pool.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::hash::{Hash, Hasher};
 
-use crate::parse::Packet;
+use crate::parse::{Addr, Packet};
+
+/// Addresses a worker's tally holds before the worker hands it over.
+pub const TALLY_TALKERS: usize = 2048;
+/// Flows a worker's tally holds before the worker hands it over.
+pub const TALLY_FLOWS: usize = 2048;
 
 /// The hasher for every table keyed by packet data: fast, and seeded per process.
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -17,14 +22,14 @@ pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
     /// The address.
-    pub ip: IpAddr,
+    pub ip: Addr,
     /// The port, or 0 when the flow has none.
     pub port: u16,
 }
 
 /// A conversation: protocol plus both endpoints, in canonical (sorted) order so that both
 /// directions share one key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
     /// IP protocol number.
     pub proto: u8,
@@ -53,6 +58,21 @@ impl Direction {
             Self::LoToHi => 0,
             Self::HiToLo => 1,
         }
+    }
+}
+
+impl Hash for FlowKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Three word-sized writes instead of the derived field-by-field walk.
+        state.write_u128(self.lo.ip.0);
+        state.write_u128(self.hi.ip.0);
+        state.write_u64(
+            u64::from(self.lo.port)
+                | u64::from(self.hi.port) << 16
+                | u64::from(self.proto) << 32
+                | u64::from(self.has_ports) << 40,
+        );
     }
 }
 
@@ -118,7 +138,7 @@ pub struct FlowDelta {
 /// One worker's counts since its last hand-over.
 pub struct Tally {
     /// Per-address deltas.
-    pub talkers: FastMap<IpAddr, TalkerDelta>,
+    pub talkers: FastMap<Addr, TalkerDelta>,
     /// Per-flow deltas; empty when flows are off.
     pub flows: FastMap<FlowKey, FlowDelta>,
     /// IP packets counted into this tally.
@@ -202,10 +222,14 @@ mod tests {
     use super::*;
     use crate::parse::proto;
 
+    fn addr(s: &str) -> Addr {
+        s.parse::<std::net::IpAddr>().unwrap().into()
+    }
+
     fn packet(src: &str, sport: u16, dst: &str, dport: u16) -> Packet {
         Packet {
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
+            src: addr(src),
+            dst: addr(dst),
             proto: proto::UDP,
             ports: Some((sport, dport)),
             vlan: None,
@@ -228,7 +252,7 @@ mod tests {
             (flow.first_ns, flow.last_ns, flow.first_dir),
             (10, 30, Direction::HiToLo)
         );
-        let client = t.talkers[&"198.18.0.2".parse::<IpAddr>().unwrap()];
+        let client = t.talkers[&addr("198.18.0.2")];
         assert_eq!(
             (
                 client.packets_sent,

@@ -11,17 +11,13 @@ use std::thread::JoinHandle;
 
 use crate::aggregator::{Aggregator, Setup, Update};
 use crate::config::{CaptureConfig, RingGeometry};
-use crate::counters::Tally;
+use crate::counters::{TALLY_FLOWS, TALLY_TALKERS, Tally};
 use crate::ring::{Ring, interface_index};
 use crate::snapshot::{FanoutInfo, Snapshot};
 use crate::stats::{RingCounters, WorkerStats};
 use crate::worker::{Counting, Signals, Worker};
 use crate::{CaptureError, iface};
 
-/// Largest number of addresses a worker's tally holds before it hands it over.
-const TALLY_TALKERS: usize = 16_384;
-/// Largest number of flows a worker's tally holds before it hands it over.
-const TALLY_FLOWS: usize = 16_384;
 /// Tallies per worker: one being filled, the rest in flight or waiting.
 const TALLIES_PER_WORKER: usize = 3;
 /// Most workers one capture may run (the kernel allows 256 sockets per fanout group).

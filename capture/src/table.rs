@@ -6,10 +6,10 @@
 //! table plus `evicted` always equals what was counted.
 
 use std::hash::Hash;
-use std::net::IpAddr;
 
 use crate::counters::{Direction, FastMap, FlowDelta, FlowKey, TalkerDelta};
 use crate::history::History;
+use crate::parse::Addr;
 use crate::snapshot::{EvictedFlows, EvictedTalkers};
 
 /// An aggregated entry built from worker deltas.
@@ -86,7 +86,7 @@ pub(crate) struct TalkerEntry {
 }
 
 impl Entry for TalkerEntry {
-    type Key = IpAddr;
+    type Key = Addr;
     type Delta = TalkerDelta;
     type Evicted = EvictedTalkers;
 
@@ -193,20 +193,16 @@ mod tests {
     fn full_table_evicts_the_idlest_and_keeps_the_sums() {
         let mut table = BoundedTable::<TalkerEntry>::new(32);
         for i in 0..32u8 {
-            table.merge(
-                IpAddr::from([198, 18, 0, i]),
-                &delta(1, 1000 + u64::from(i)),
-                0,
-            );
+            table.merge(Addr::v4([198, 18, 0, i]), &delta(1, 1000 + u64::from(i)), 0);
         }
         // Refresh the oldest address so it is no longer the idlest.
-        table.merge(IpAddr::from([198, 18, 0, 0]), &delta(2, 5000), 0);
-        table.merge(IpAddr::from([198, 18, 1, 0]), &delta(4, 6000), 1);
+        table.merge(Addr::v4([198, 18, 0, 0]), &delta(2, 5000), 0);
+        table.merge(Addr::v4([198, 18, 1, 0]), &delta(4, 6000), 1);
         // 32 / 16 = 2 evicted: .1 and .2, the two idlest.
         assert_eq!(table.map.len(), 31);
-        assert!(table.map.contains_key(&IpAddr::from([198, 18, 0, 0])));
-        assert!(!table.map.contains_key(&IpAddr::from([198, 18, 0, 1])));
-        assert!(!table.map.contains_key(&IpAddr::from([198, 18, 0, 2])));
+        assert!(table.map.contains_key(&Addr::v4([198, 18, 0, 0])));
+        assert!(!table.map.contains_key(&Addr::v4([198, 18, 0, 1])));
+        assert!(!table.map.contains_key(&Addr::v4([198, 18, 0, 2])));
         assert_eq!(table.evicted.entries, 2);
         assert_eq!(table.evicted.packets_sent, 2);
         let kept: u64 = table.map.values().map(|e| e.counts.packets_sent).sum();
@@ -220,11 +216,11 @@ mod tests {
             proto: 17,
             has_ports: true,
             lo: crate::counters::Endpoint {
-                ip: IpAddr::from([198, 18, 0, 1]),
+                ip: Addr::v4([198, 18, 0, 1]),
                 port: 53,
             },
             hi: crate::counters::Endpoint {
-                ip: IpAddr::from([198, 18, 0, 2]),
+                ip: Addr::v4([198, 18, 0, 2]),
                 port: 4000,
             },
         };

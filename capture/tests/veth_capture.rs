@@ -1,8 +1,8 @@
 //! Privileged end-to-end tests of the capture library on a real veth pair in fresh network
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! namespaces: exact counts through two fanout workers, fanout modes, independent groups,
 //! bounded tables, and a vanishing interface.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

@@ -13,6 +13,7 @@ use traffic_counter_capture::{CaptureConfig, FanoutConfig, FanoutMode, RingOptio
 
 /// Live per-IP and per-flow traffic monitor on AF_PACKET TPACKET_V3 rings with fanout.
 #[derive(Debug, Parser)]
+#[allow(clippy::struct_excessive_bools)] // each bool is an independent command-line switch
 #[command(name = "traffic-counter", version, about, max_term_width = 100)]
 pub struct Args {
     /// Interface to capture on [default: the one carrying the default route, else the first

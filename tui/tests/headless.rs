@@ -47,7 +47,9 @@ impl Running {
             match self.stderr.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return line,
                 Ok(_) => {}
-                Err(_) => panic!("no stderr line containing {needle:?} within {limit:?}"),
+                Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("no stderr line containing {needle:?} within {limit:?}")
+                }
             }
         }
     }

@@ -8,6 +8,10 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+fn addr(s: &str) -> Addr {
+    ip(s).into()
+}
+
 fn parse(frame: &Frame) -> Result<Packet, ParseError> {
     parse_frame(&frame.bytes, frame.bytes.len() as u32, None)
 }
@@ -32,8 +36,8 @@ fn ipv4_transports() {
     for (l4, want_proto, want_ports) in cases {
         let frame = Frame::ip(ip("198.18.0.2"), ip("198.18.0.1"), l4, 10);
         let p = parse(&frame).unwrap();
-        assert_eq!(p.src, ip("198.18.0.2"));
-        assert_eq!(p.dst, ip("198.18.0.1"));
+        assert_eq!(IpAddr::from(p.src), ip("198.18.0.2"));
+        assert_eq!(IpAddr::from(p.dst), ip("198.18.0.1"));
         assert_eq!(
             (p.proto, p.ports, p.vlan, p.tags),
             (want_proto, want_ports, None, 0)
@@ -50,7 +54,8 @@ fn ipv6_transports() {
     ] {
         let frame = Frame::ip(ip("2001:db8::2"), ip("2001:db8::1"), l4, 0);
         let p = parse(&frame).unwrap();
-        assert_eq!((p.src, p.dst), (ip("2001:db8::2"), ip("2001:db8::1")));
+        assert_eq!((p.src, p.dst), (addr("2001:db8::2"), addr("2001:db8::1")));
+        assert_eq!(IpAddr::from(p.src), ip("2001:db8::2"));
         assert_eq!((p.proto, p.ports), (want_proto, want_ports));
     }
 }
@@ -204,4 +209,21 @@ fn arbitrary_bytes_never_panic() {
         let len = round % buf.len();
         let _ = parse_frame(&buf[..len], (state >> 40) as u32, None);
     }
+}
+
+#[test]
+fn addresses_round_trip_and_order_within_a_family() {
+    for text in [
+        "198.18.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "2001:db8::1",
+        "::",
+        "::1",
+    ] {
+        assert_eq!(IpAddr::from(addr(text)), ip(text), "{text}");
+    }
+    assert!(addr("198.18.0.1") < addr("198.18.0.2"));
+    assert!(addr("2001:db8::1") < addr("2001:db8::2"));
+    assert_ne!(addr("198.18.0.1"), addr("::c612:1"));
 }
