@@ -1,0 +1,52 @@
+# The commands people type. CI runs `make setup lint test` through .ci/run.
+#
+# Capturing needs CAP_NET_RAW and the tests create network namespaces, so `run` and `test`
+# run their binaries as root: directly when you are root, else through sudo (cargo still
+# builds as you).
+
+CARGO ?= cargo
+ARGS ?=
+# Debian packages the build, the tests and the benchmarks need.
+DEBS := iproute2 procps libcap2-bin clang-19 llvm-19 libbpf-dev netsniff-ng tcpdump tmux
+ROOT := $(shell [ "$$(id -u)" -eq 0 ] && echo yes)
+SUDO := $(if $(ROOT),,sudo)
+TARGET_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+RUNNER_VAR := CARGO_TARGET_$(shell echo '$(TARGET_TRIPLE)' | tr 'a-z-' 'A-Z_')_RUNNER
+RUNNER := $(if $(ROOT),,$(RUNNER_VAR)="sudo -E")
+
+.PHONY: setup build run test bench lint fmt clean
+
+## setup: install the Debian packages above (skipped when all are present)
+setup:
+	@dpkg -s $(DEBS) >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS); }
+	@$(CARGO) fmt --version >/dev/null && $(CARGO) clippy --version >/dev/null
+
+## build: release build of the whole workspace
+build:
+	$(CARGO) build --release --workspace
+
+## run: build and run on this host (ARGS="--flows -i eth0" to pass options)
+run: build
+	$(SUDO) ./target/release/traffic-counter --headless $(ARGS)
+
+## test: every unit, integration and end-to-end test (as root: they use network namespaces)
+test:
+	$(RUNNER) $(CARGO) test --workspace
+
+## bench: the criterion benchmarks of the hot path
+bench:
+	$(CARGO) build --release --workspace
+	$(CARGO) bench -p traffic-counter-capture --bench hot_path
+
+## lint: formatting check and clippy with warnings as errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
