@@ -14,7 +14,7 @@ TARGET_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 RUNNER_VAR := CARGO_TARGET_$(shell echo '$(TARGET_TRIPLE)' | tr 'a-z-' 'A-Z_')_RUNNER
 RUNNER := $(if $(ROOT),,$(RUNNER_VAR)="sudo -E")
 
-.PHONY: setup build run test bench lint fmt clean
+.PHONY: setup build run test bench lint fmt clean ebpf
 
 ## setup: install the Debian packages above (skipped when all are present)
 setup:
@@ -22,6 +22,14 @@ setup:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS); }
 	@$(CARGO) fmt --version >/dev/null && $(CARGO) clippy --version >/dev/null
+
+## ebpf: rebuild the committed eBPF object from its C source (clang-19)
+# Built from the repository root with a relative path and the prefix mapped away, so the
+# object is byte-identical wherever the tree lives and CI can check it is up to date.
+ebpf:
+	clang-19 -O2 -g -target bpf -I/usr/include/$(shell uname -m)-linux-gnu \
+	  -fdebug-prefix-map=$(CURDIR)=. -Wall -Werror \
+	  -c ebpf/src/filter.bpf.c -o ebpf/src/filter.bpf.o
 
 ## build: release build of the whole workspace
 build:

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::CaptureError;
 use crate::config::RingGeometry;
 use crate::counters::{Direction, FlowKey, Tally};
 use crate::history::{History, WINDOWS};
@@ -20,6 +19,7 @@ use crate::snapshot::{FanoutInfo, FilterStatus, Flow, Snapshot, Talker, Totals, 
 use crate::stats::{ParseErrors, WorkerStats};
 use crate::table::{BoundedTable, FlowEntry, TalkerEntry};
 use crate::worker::Message;
+use crate::{CaptureError, PacketFilter};
 
 /// How long the aggregator waits for workers to acknowledge a new tick.
 const ACK_WAIT: Duration = Duration::from_millis(250);
@@ -43,6 +43,7 @@ pub(crate) struct Setup {
     pub(crate) flows: bool,
     pub(crate) tick: Duration,
     pub(crate) workers: Vec<WorkerStats>,
+    pub(crate) filter: Option<Arc<dyn PacketFilter>>,
 }
 
 /// The aggregated state.
@@ -247,7 +248,14 @@ impl Aggregator {
             },
             workers: self.workers.clone(),
             parse_errors,
-            filter: FilterStatus::default(),
+            filter: self
+                .setup
+                .filter
+                .as_ref()
+                .map_or_else(FilterStatus::default, |f| FilterStatus {
+                    kind: f.kind(),
+                    rejects: f.rejects(),
+                }),
             fanout: self.setup.fanout,
             ring: self.setup.ring,
             max_talkers: self.setup.max_talkers,

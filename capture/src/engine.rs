@@ -16,7 +16,7 @@ use crate::ring::{Ring, interface_index};
 use crate::snapshot::{FanoutInfo, Snapshot};
 use crate::stats::{RingCounters, WorkerStats};
 use crate::worker::{Counting, Signals, Worker};
-use crate::{CaptureError, iface};
+use crate::{CaptureError, PacketFilter, iface};
 
 /// Tallies per worker: one being filled, the rest in flight or waiting.
 const TALLIES_PER_WORKER: usize = 3;
@@ -44,8 +44,10 @@ impl Capture {
     /// Opens the rings, joins the fanout group and starts the workers and the aggregator.
     ///
     /// `publish` is called from the aggregator thread with every snapshot and failure.
+    /// `filter`, when given, is attached to every socket before it is bound.
     pub fn start(
         config: &CaptureConfig,
+        filter: Option<Arc<dyn PacketFilter>>,
         publish: impl FnMut(Update) + Send + 'static,
     ) -> Result<Self, CaptureError> {
         if config.workers == 0 || config.workers > MAX_WORKERS {
@@ -76,7 +78,7 @@ impl Capture {
             geometry.frame_size,
             geometry.block_timeout_ms,
         );
-        let (rings, group) = open_rings(config, ifindex, geometry)?;
+        let (rings, group) = open_rings(config, ifindex, geometry, filter.as_deref())?;
         let fanout = FanoutInfo {
             mode: config.fanout.mode,
             group,
@@ -104,6 +106,7 @@ impl Capture {
             flows: config.flows,
             tick: config.tick,
             workers: initial,
+            filter,
         };
         let aggregator = Aggregator::new(setup, pools);
         let mut publish = publish;
@@ -223,6 +226,7 @@ fn open_rings(
     config: &CaptureConfig,
     ifindex: u32,
     geometry: RingGeometry,
+    filter: Option<&dyn PacketFilter>,
 ) -> Result<(Vec<Ring>, u16), CaptureError> {
     let fanout = config.fanout;
     let mut flags = 0;
@@ -237,6 +241,14 @@ fn open_rings(
     let mut group = fanout.group;
     for _ in 0..config.workers {
         let ring = Ring::open(&config.interface, geometry)?;
+        if let Some(filter) = filter {
+            filter
+                .attach(ring.socket())
+                .map_err(|message| CaptureError::Filter {
+                    interface: config.interface.clone(),
+                    message,
+                })?;
+        }
         ring.bind(ifindex)?;
         if let Some(id) = group {
             ring.join_fanout(u32::from(id) | (type_flags << 16))?;

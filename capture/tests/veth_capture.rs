@@ -24,7 +24,7 @@ fn config(workers: usize) -> CaptureConfig {
 /// final snapshot.
 fn capture(lab: &Lab, config: &CaptureConfig, corpus: &Corpus) -> Snapshot {
     let capture = lab
-        .in_capture_ns(|| Capture::start(config, |_| {}))
+        .in_capture_ns(|| Capture::start(config, None, |_| {}))
         .expect("capture starts");
     lab.send(&corpus.frames);
     std::thread::sleep(Duration::from_millis(50));
@@ -146,8 +146,8 @@ fn two_captures_on_one_interface_do_not_share_a_group() {
     let cfg = config(2);
     let (first, second) = lab.in_capture_ns(|| {
         (
-            Capture::start(&cfg, |_| {}).expect("first starts"),
-            Capture::start(&cfg, |_| {}).expect("second starts"),
+            Capture::start(&cfg, None, |_| {}).expect("first starts"),
+            Capture::start(&cfg, None, |_| {}).expect("second starts"),
         )
     });
     assert_ne!(first.fanout().group, second.fanout().group);
@@ -213,7 +213,7 @@ fn snapshots_are_published_every_tick_while_capturing() {
     let (tx, rx) = mpsc::channel();
     let capture = lab
         .in_capture_ns(|| {
-            Capture::start(&cfg, move |u| {
+            Capture::start(&cfg, None, move |u| {
                 let _ = tx.send(u);
             })
         })
@@ -249,7 +249,7 @@ fn a_vanishing_interface_fails_the_capture_promptly() {
     let (tx, rx) = mpsc::channel();
     let capture = lab
         .in_capture_ns(|| {
-            Capture::start(&config(2), move |u| {
+            Capture::start(&config(2), None, move |u| {
                 let _ = tx.send(u);
             })
         })
@@ -294,7 +294,7 @@ fn a_missing_interface_names_the_ones_that_exist() {
     let mut cfg = config(1);
     cfg.interface = "nope0".into();
     let err = lab
-        .in_capture_ns(|| Capture::start(&cfg, |_| {}))
+        .in_capture_ns(|| Capture::start(&cfg, None, |_| {}))
         .err()
         .expect("fails");
     let text = err.to_string();

@@ -57,6 +57,9 @@ pub struct Corpus {
     pub talkers: BTreeMap<IpAddr, TalkerCounts>,
     /// Per-flow counters, in first-seen order.
     pub flows: Vec<FlowCounts>,
+    /// Frames the socket filter must reject, per reason (`vlan`, `non_ip`, `excluded`,
+    /// `not_allowed`).
+    pub rejected: BTreeMap<&'static str, u64>,
 }
 
 impl Corpus {
@@ -108,6 +111,28 @@ impl Corpus {
                 bytes_b_to_a: 0,
             });
         }
+    }
+
+    /// Adds `count` copies of a frame the socket filter must reject for `reason`.
+    pub fn add_rejected(&mut self, count: u64, frame: &Frame, reason: &'static str) {
+        assert!(
+            matches!(reason, "vlan" | "non_ip" | "excluded" | "not_allowed"),
+            "unknown reject reason {reason}"
+        );
+        for _ in 0..count {
+            self.frames.push(frame.clone());
+        }
+        *self.rejected.entry(reason).or_default() += count;
+    }
+
+    /// Frames the filter must reject, all reasons together.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// Rejects expected for one reason.
+    pub fn rejected(&self, reason: &str) -> u64 {
+        self.rejected.get(reason).copied().unwrap_or(0)
     }
 
     /// Adds `count` copies of a frame that must be counted as a parse error.
@@ -200,5 +225,66 @@ pub fn many_sources(count: u32) -> Corpus {
             (src, dst, 17, Some((1024 + (i % 1000) as u16, 9))),
         );
     }
+    c
+}
+
+/// The rules [`filtered`] is built for, as the command line spells them.
+pub const FILTER_VLANS: &str = "100,200,untagged";
+/// Excluded prefixes for [`filtered`].
+pub const FILTER_EXCLUDE: &str = "198.18.5.0/24,2001:db8:0:5::/64";
+/// Allowed prefixes for [`filtered`].
+pub const FILTER_ALLOW: &str = "198.18.0.0/16,2001:db8::/48";
+
+/// Frames in VLANs 100, 200 and 300 (outer and QinQ), untagged, non-IP, and from allowed,
+/// excluded and other prefixes, IPv4 and IPv6, with what passes [`FILTER_VLANS`],
+/// [`FILTER_EXCLUDE`] and [`FILTER_ALLOW`] and what each reason rejects.
+pub fn filtered() -> Corpus {
+    let mut c = Corpus::default();
+    let udp = |s: &str, d: &str, payload| Frame::ip(ip(s), ip(d), L4::Udp(4000, 53), payload);
+    let meta = |s: &str, d: &str| (ip(s), ip(d), 17, Some((4000, 53)));
+    // Passed: untagged, VLAN 100, QinQ with outer 200, and a frame only its destination allows.
+    c.add_ip(
+        5,
+        &udp("198.18.0.2", "198.18.0.1", 60),
+        meta("198.18.0.2", "198.18.0.1"),
+    );
+    c.add_ip(
+        4,
+        &udp("198.18.0.3", "198.18.0.1", 40).tagged(0x8100, 100),
+        meta("198.18.0.3", "198.18.0.1"),
+    );
+    let qinq = udp("2001:db8::2", "2001:db8::1", 20)
+        .tagged(0x8100, 300)
+        .tagged(0x88a8, 200);
+    c.add_ip(3, &qinq, meta("2001:db8::2", "2001:db8::1"));
+    c.add_ip(
+        2,
+        &udp("198.19.0.9", "198.18.0.1", 10),
+        meta("198.19.0.9", "198.18.0.1"),
+    );
+    // Passed to userspace because its addresses cannot be read; counted there as truncated.
+    c.add_error(2, &Frame::truncated_ipv4(10), "truncated");
+    // Rejected: outer VLAN 300, plain and QinQ.
+    c.add_rejected(
+        6,
+        &udp("198.18.0.4", "198.18.0.1", 30).tagged(0x8100, 300),
+        "vlan",
+    );
+    c.add_rejected(
+        2,
+        &udp("198.18.0.4", "198.18.0.1", 30)
+            .tagged(0x8100, 100)
+            .tagged(0x88a8, 300),
+        "vlan",
+    );
+    // Rejected: not IP, untagged and in an allowed VLAN.
+    c.add_rejected(4, &Frame::arp(), "non_ip");
+    c.add_rejected(1, &Frame::arp().tagged(0x8100, 100), "non_ip");
+    // Rejected: source or destination excluded, IPv4 and IPv6.
+    c.add_rejected(3, &udp("198.18.5.7", "198.18.0.1", 0), "excluded");
+    c.add_rejected(2, &udp("2001:db8::1", "2001:db8:0:5::9", 0), "excluded");
+    // Rejected: neither side allowed, IPv4 and IPv6.
+    c.add_rejected(5, &udp("198.19.0.1", "198.19.0.2", 0), "not_allowed");
+    c.add_rejected(2, &udp("2001:db8:1::1", "2001:db8:1::2", 0), "not_allowed");
     c
 }

@@ -172,6 +172,65 @@ impl PacketSender {
     }
 }
 
+/// A plain (ring-less) `AF_PACKET` socket that receives what its filter lets through.
+pub struct PacketReceiver {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl PacketReceiver {
+    /// Opens a socket on `ifname` in the calling thread's namespace, lets `attach` put a filter
+    /// on it while it still receives nothing, then binds it.
+    pub fn open(ifname: &str, attach: impl FnOnce(std::os::fd::BorrowedFd<'_>)) -> Self {
+        use std::os::fd::{AsFd, FromRawFd};
+        // SAFETY: plain socket(2) call; protocol 0 receives nothing until bind.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+        // SAFETY: `raw` is a fresh, owned descriptor.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        attach(fd.as_fd());
+        let name = std::ffi::CString::new(ifname).unwrap();
+        // SAFETY: `name` is a valid C string.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        assert!(ifindex > 0, "no interface {ifname}");
+        // SAFETY: sockaddr_ll is plain data; zero is valid.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        addr.sll_ifindex = ifindex as i32;
+        // SAFETY: the pointer and length describe `addr`.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+        Self { fd }
+    }
+
+    /// Frames waiting on the socket, without blocking.
+    pub fn drain(&self) -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            // SAFETY: the pointer and length describe `buf`.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                return frames;
+            }
+            frames.push(buf[..n as usize].to_vec());
+        }
+    }
+}
+
 fn ip(args: &[&str]) {
     run("ip", args);
 }

@@ -10,6 +10,7 @@ use clap::{Parser, ValueEnum};
 use traffic_counter_capture::affinity::{allowed_cpus, parse_cpu_list};
 use traffic_counter_capture::config::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_TALKERS};
 use traffic_counter_capture::{CaptureConfig, FanoutConfig, FanoutMode, RingOptions};
+use traffic_counter_ebpf::{CidrList, FilterMode, FilterRules, VlanList};
 
 /// Live per-IP and per-flow traffic monitor on AF_PACKET TPACKET_V3 rings with fanout.
 #[derive(Debug, Parser)]
@@ -93,9 +94,51 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub snapshot_file: Option<PathBuf>,
 
+    /// Socket filter: `auto` tries eBPF and falls back to classic BPF; `none` lets every frame
+    /// through to userspace.
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = FilterArg::Auto)]
+    pub filter: FilterArg,
+
+    /// Only frames whose outermost VLAN id is listed pass; `untagged` lets untagged frames
+    /// pass, e.g. 100,200-210,untagged.
+    #[arg(long, value_name = "LIST")]
+    pub vlan: Option<VlanList>,
+
+    /// Reject frames whose source or destination is in one of these prefixes.
+    #[arg(long, value_name = "CIDR,...")]
+    pub exclude: Option<CidrList>,
+
+    /// Only frames whose source or destination is in one of these prefixes pass.
+    #[arg(long, value_name = "CIDR,...")]
+    pub allow: Option<CidrList>,
+
     /// Keep only the top N talkers and flows (by total bytes) in snapshot files.
     #[arg(long, value_name = "N", value_parser = positive)]
     pub top: Option<usize>,
+}
+
+/// The `--filter` choice as spelled on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FilterArg {
+    /// eBPF, else classic BPF.
+    Auto,
+    /// eBPF, or fail naming the capability.
+    Ebpf,
+    /// Classic BPF; reject counts unknown.
+    Classic,
+    /// No filter.
+    None,
+}
+
+impl From<FilterArg> for FilterMode {
+    fn from(arg: FilterArg) -> Self {
+        match arg {
+            FilterArg::Auto => Self::Auto,
+            FilterArg::Ebpf => Self::Ebpf,
+            FilterArg::Classic => Self::Classic,
+            FilterArg::None => Self::None,
+        }
+    }
 }
 
 /// A parsed `--cpus` list.
@@ -137,6 +180,15 @@ impl From<FanoutArg> for FanoutMode {
 }
 
 impl Args {
+    /// The filtering rules these options ask for.
+    pub fn filter_rules(&self) -> FilterRules {
+        FilterRules {
+            vlans: self.vlan.clone(),
+            exclude: self.exclude.clone().map(|l| l.0).unwrap_or_default(),
+            allow: self.allow.clone().map(|l| l.0),
+        }
+    }
+
     /// The capture configuration these options ask for, on `interface`.
     pub fn capture_config(&self, interface: String) -> CaptureConfig {
         let cpus = self
@@ -270,10 +322,15 @@ mod tests {
             ("--max-talkers", "0"),
             ("--interval", "0"),
             ("--duration", "soon"),
+            ("--vlan", "5000"),
+            ("--exclude", "198.18.0.0/40"),
+            ("--allow", "nowhere"),
+            ("--filter", "maybe"),
         ] {
             let err = Args::try_parse_from(["traffic-counter", flag, value]).unwrap_err();
             let text = err.to_string();
             assert!(text.contains(flag), "{flag}: {text}");
+            assert!(text.contains(value), "{flag}: {text}");
         }
     }
 }

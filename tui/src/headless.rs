@@ -21,19 +21,28 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let config = args.capture_config(interface);
+    let selected = traffic_counter_ebpf::select(args.filter.into(), &args.filter_rules())?;
+    if let Some(notice) = &selected.notice {
+        eprintln!("traffic-counter: {notice}");
+    }
     let (tx, mut updates) = mpsc::unbounded_channel();
-    let capture = Capture::start(&config, move |update| {
+    let capture = Capture::start(&config, selected.filter.clone(), move |update| {
         let _ = tx.send(update);
     })?;
     let fanout = capture.fanout();
     eprintln!(
-        "traffic-counter: capturing on {} with {} workers on CPUs {:?}, fanout {} group {}, {} MiB ring each",
+        "traffic-counter: capturing on {} with {} workers on CPUs {:?}, fanout {} group {}, \
+         {} MiB ring each, filter {}",
         config.interface,
         config.workers,
         config.cpus,
         fanout.mode.name(),
         fanout.group,
         capture.geometry().bytes() >> 20,
+        selected
+            .filter
+            .as_ref()
+            .map_or("none", |f| filter_name(f.kind())),
     );
 
     let mut ticker = tokio::time::interval_at(Instant::now() + args.interval, args.interval);
@@ -83,6 +92,15 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
         code = ExitCode::FAILURE;
     }
     Ok(code)
+}
+
+fn filter_name(kind: traffic_counter_capture::snapshot::FilterKind) -> &'static str {
+    use traffic_counter_capture::snapshot::FilterKind;
+    match kind {
+        FilterKind::None => "none",
+        FilterKind::Ebpf => "ebpf",
+        FilterKind::Classic => "classic (reject counts unknown)",
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -102,19 +102,25 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).expect("snapshot file exists")).expect("valid JSON")
 }
 
+/// Asserts the standard corpus's counts under the default filter (auto, hence eBPF as root),
+/// which rejects its non-IP frames in the kernel and counts them.
 fn assert_snapshot_counts(doc: &Value, corpus: &Corpus) {
+    assert_eq!(doc["filter"]["kind"], "ebpf");
+    assert_eq!(doc["filter"]["rejects"]["non_ip"], corpus.non_ip);
+    assert_eq!(doc["parse_errors"]["non_ip"], 0);
+    assert_counts(doc, corpus, corpus.frame_count() - corpus.non_ip);
+}
+
+fn assert_counts(doc: &Value, corpus: &Corpus, frames_read: u64) {
     assert_eq!(doc["interface"], "tc0");
     assert_eq!(doc["totals"]["packets"], corpus.packets);
     assert_eq!(doc["totals"]["bytes"], corpus.bytes);
-    assert_eq!(doc["parse_errors"]["non_ip"], corpus.non_ip);
     assert_eq!(doc["parse_errors"]["truncated"], corpus.truncated);
     assert_eq!(doc["parse_errors"]["bad_header"], corpus.bad_header);
-    assert_eq!(doc["filter"]["kind"], "none");
-    assert_eq!(doc["filter"]["rejects"], Value::Null);
     let workers = doc["workers"].as_array().unwrap();
     assert_eq!(workers.len(), 2);
     let frames: u64 = workers.iter().map(|w| w["packets"].as_u64().unwrap()).sum();
-    assert_eq!(frames, corpus.frame_count());
+    assert_eq!(frames, frames_read);
     assert!(
         workers
             .iter()
@@ -198,6 +204,140 @@ fn sigterm_stops_cleanly_with_a_final_snapshot() {
 }
 
 #[test]
+fn without_a_filter_non_ip_frames_are_parse_errors() {
+    let lab = Lab::new("hlnone");
+    let path = temp_file("none.json");
+    let run = Running::start(headless(&lab, &path, &["--filter", "none"]));
+    let corpus = corpus::standard();
+    lab.send(&corpus.frames);
+    std::thread::sleep(Duration::from_millis(100));
+    run.signal(libc::SIGTERM);
+    assert_eq!(run.wait(Duration::from_secs(5)).0, 0);
+    let doc = read_json(&path);
+    assert_eq!(doc["filter"]["kind"], "none");
+    assert_eq!(doc["filter"]["rejects"], Value::Null);
+    assert_eq!(doc["parse_errors"]["non_ip"], corpus.non_ip);
+    assert_counts(&doc, &corpus, corpus.frame_count());
+}
+
+#[test]
+fn the_filter_flags_enforce_vlans_and_prefixes_with_counted_rejects() {
+    use testlab::corpus::{FILTER_ALLOW, FILTER_EXCLUDE, FILTER_VLANS};
+    let lab = Lab::new("hlfilt");
+    let corpus = corpus::filtered();
+    for kind in ["ebpf", "classic"] {
+        let path = temp_file(&format!("filtered-{kind}.json"));
+        let run = Running::start(headless(
+            &lab,
+            &path,
+            &[
+                "--filter",
+                kind,
+                "--vlan",
+                FILTER_VLANS,
+                "--exclude",
+                FILTER_EXCLUDE,
+                "--allow",
+                FILTER_ALLOW,
+            ],
+        ));
+        lab.send(&corpus.frames);
+        std::thread::sleep(Duration::from_millis(100));
+        run.signal(libc::SIGTERM);
+        assert_eq!(run.wait(Duration::from_secs(5)).0, 0);
+        let doc = read_json(&path);
+        assert_eq!(doc["filter"]["kind"], kind);
+        assert_eq!(doc["totals"]["packets"], corpus.packets);
+        assert_eq!(doc["totals"]["bytes"], corpus.bytes);
+        assert_eq!(doc["parse_errors"]["truncated"], corpus.truncated);
+        let frames: u64 = doc["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["packets"].as_u64().unwrap())
+            .sum();
+        assert_eq!(frames, corpus.frame_count() - corpus.rejected_total());
+        if kind == "ebpf" {
+            for reason in ["vlan", "non_ip", "excluded", "not_allowed"] {
+                assert_eq!(
+                    doc["filter"]["rejects"][reason],
+                    corpus.rejected(reason),
+                    "{reason}"
+                );
+            }
+        } else {
+            assert_eq!(doc["filter"]["rejects"], Value::Null);
+        }
+    }
+}
+
+/// Runs the binary with `caps` dropped from its bounding set.
+fn without_caps(caps: &str, args: &str) -> std::process::Output {
+    Command::new("capsh")
+        .arg(format!("--drop={caps}"))
+        .arg("--")
+        .arg("-c")
+        .arg(format!("exec {BIN} {args}"))
+        .output()
+        .expect("capsh runs")
+}
+
+fn require_unprivileged_bpf_disabled() {
+    let setting = std::fs::read_to_string("/proc/sys/kernel/unprivileged_bpf_disabled").unwrap();
+    assert_ne!(
+        setting.trim(),
+        "0",
+        "this test needs kernel.unprivileged_bpf_disabled set (Debian's default is 2)"
+    );
+}
+
+#[test]
+fn ebpf_without_cap_bpf_names_the_capability() {
+    require_unprivileged_bpf_disabled();
+    let out = without_caps(
+        "cap_bpf,cap_sys_admin",
+        "--headless -i lo --duration 1 --filter ebpf",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CAP_BPF") && err.contains("CAP_SYS_ADMIN"),
+        "{err}"
+    );
+}
+
+#[test]
+fn auto_falls_back_to_classic_in_one_line_and_says_rejects_are_unknown() {
+    require_unprivileged_bpf_disabled();
+    let path = temp_file("fallback.json");
+    let out = without_caps(
+        "cap_bpf,cap_sys_admin",
+        &format!(
+            "--headless -i lo --duration 0.5 --snapshot-file {}",
+            path.display()
+        ),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let notices: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("falling back to classic BPF"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{err}");
+    assert!(notices[0].contains("CAP_BPF"), "{err}");
+    let doc = read_json(&path);
+    assert_eq!(doc["filter"]["kind"], "classic");
+    assert_eq!(doc["filter"]["rejects"], Value::Null);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("filter rejects unknown"), "{stdout}");
+}
+
+#[test]
 fn top_limits_the_rows_written() {
     let lab = Lab::new("top");
     let path = temp_file("top.json");
@@ -263,13 +403,7 @@ fn a_bad_flag_value_gets_a_clap_error_naming_it() {
 
 #[test]
 fn without_cap_net_raw_the_capability_is_named() {
-    let out = Command::new("capsh")
-        .arg("--drop=cap_net_raw")
-        .arg("--")
-        .arg("-c")
-        .arg(format!("exec {BIN} --headless -i lo --duration 1"))
-        .output()
-        .expect("capsh runs");
+    let out = without_caps("cap_net_raw", "--headless -i lo --duration 1");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("CAP_NET_RAW"), "{err}");
