@@ -112,9 +112,31 @@ pub struct Args {
     #[arg(long, value_name = "CIDR,...")]
     pub allow: Option<CidrList>,
 
+    /// Milliseconds between redraws of the terminal UI.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60000))]
+    pub tick: u64,
+
+    /// Directory the UI's `w` key writes snapshots to.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub snapshot_dir: PathBuf,
+
+    /// Format of the files the `w` key writes: the headless JSON schema, or the current table
+    /// as CSV.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = SnapshotFormat::Json)]
+    pub snapshot_format: SnapshotFormat,
+
     /// Keep only the top N talkers and flows (by total bytes) in snapshot files.
     #[arg(long, value_name = "N", value_parser = positive)]
     pub top: Option<usize>,
+}
+
+/// What the `w` key writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SnapshotFormat {
+    /// The snapshot JSON schema, limited to the rows shown.
+    Json,
+    /// The current table as CSV.
+    Csv,
 }
 
 /// The `--filter` choice as spelled on the command line.

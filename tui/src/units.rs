@@ -5,6 +5,8 @@
 
 use humansize::{BINARY, BaseUnit, DECIMAL, FormatSizeOptions, format_size};
 
+use crate::app::Units;
+
 /// A byte count: `1.21 MiB`.
 pub fn bytes(n: u64) -> String {
     format_size(n, BINARY)
@@ -17,6 +19,47 @@ pub fn bits_per_sec(bytes_per_sec: f64) -> String {
         .decimal_places(1)
         .suffix("/s");
     format_size((bytes_per_sec.max(0.0) * 8.0).round() as u64, options)
+}
+
+/// A rate in the chosen units, long form: `12.4 Mbit/s` or `1.5 MiB/s`.
+pub fn rate(bytes_per_sec: f64, units: Units) -> String {
+    match units {
+        Units::Bits => bits_per_sec(bytes_per_sec),
+        Units::Bytes => {
+            let options = FormatSizeOptions::from(BINARY)
+                .decimal_places(1)
+                .suffix("/s");
+            format_size(bytes_per_sec.max(0.0).round() as u64, options)
+        }
+    }
+}
+
+/// A rate for a table cell, compact and per second by the column's name: `12.4Mbit`, `1.5MiB`.
+pub fn rate_cell(bytes_per_sec: f64, units: Units) -> String {
+    let bytes = bytes_per_sec.max(0.0);
+    if bytes < 0.5 {
+        return "0".to_owned();
+    }
+    match units {
+        Units::Bits => {
+            let options = FormatSizeOptions::from(DECIMAL)
+                .base_unit(BaseUnit::Bit)
+                .decimal_places(1)
+                .space_after_value(false);
+            format_size((bytes * 8.0).round() as u64, options)
+        }
+        Units::Bytes => bytes_cell(bytes.round() as u64),
+    }
+}
+
+/// A byte count for a table cell: `1.5MiB`.
+pub fn bytes_cell(n: u64) -> String {
+    format_size(
+        n,
+        FormatSizeOptions::from(BINARY)
+            .decimal_places(1)
+            .space_after_value(false),
+    )
 }
 
 /// A count with a decimal prefix: `950`, `12.3k`, `4.1M`.
@@ -40,9 +83,12 @@ mod tests {
             .iter()
             .map(|&n| {
                 format!(
-                    "{n} | {} | {} | {}",
+                    "{n} | {} | {} | {} | {} | {} | {}",
                     bytes(n),
                     bits_per_sec(n as f64),
+                    rate(n as f64, Units::Bytes),
+                    rate_cell(n as f64, Units::Bits),
+                    rate_cell(n as f64, Units::Bytes),
                     count(n as f64)
                 )
             })

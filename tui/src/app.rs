@@ -1,0 +1,477 @@
+//! The terminal UI's state and the one function that changes it.
+//!
+//! Keys become [`Action`]s (see [`crate::ui::keys`]); [`App::update`] applies an action and
+//! returns an [`Effect`] for the event loop to carry out (writing a file, editing the filter),
+//! whose outcome comes back as another action. Views only read an `&App`.
+
+pub mod rows;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use traffic_counter_capture::Snapshot;
+use traffic_counter_capture::snapshot::FilterKind;
+
+use self::rows::{FLOW_COLUMNS, FlowColumn, Query, TALKER_COLUMNS, TalkerColumn};
+
+/// Which table is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// Per-address table.
+    Talkers,
+    /// Per-flow table.
+    Flows,
+    /// Capture health.
+    Health,
+}
+
+/// How rates and sizes are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Units {
+    /// Bits per second (iftop's default).
+    Bits,
+    /// Bytes per second.
+    Bytes,
+}
+
+/// Everything a key or the capture can ask of the app.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Leave.
+    Quit,
+    /// Show or hide the help overlay.
+    ToggleHelp,
+    /// Escape: close the help or the filter prompt, or clear the filter.
+    Escape,
+    /// Cycle to the next view.
+    NextView,
+    /// Show one view.
+    ShowView(View),
+    /// Move the selection by this many rows (negative is up).
+    Move(isize),
+    /// Move the selection one page up or down.
+    Page(isize),
+    /// First row.
+    Home,
+    /// Last row.
+    End,
+    /// Sort by the previous (-1) or next (+1) column.
+    Sort(isize),
+    /// Reverse the order.
+    Reverse,
+    /// Open the filter prompt.
+    StartFilter,
+    /// Type into the prompt.
+    Input(char),
+    /// Delete the prompt's last character.
+    Backspace,
+    /// Apply the prompt's text as the filter.
+    ApplyFilter,
+    /// Freeze or unfreeze the tables.
+    TogglePause,
+    /// Switch bits and bytes.
+    ToggleUnits,
+    /// Write the current view to a file.
+    WriteSnapshot,
+    /// Exclude the selected address through the socket filter.
+    ExcludeSelected,
+    /// A new snapshot from the capture.
+    Snapshot(Arc<Snapshot>),
+    /// The capture failed.
+    CaptureFailed(String),
+    /// The terminal's new size.
+    Resize(u16, u16),
+    /// Show a message in the status line.
+    Status(String, bool),
+}
+
+/// What the event loop must do after an update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing.
+    None,
+    /// Leave the UI.
+    Quit,
+    /// Write the current view (see [`crate::export`]).
+    WriteSnapshot,
+    /// Add this address to the filter's exclude list.
+    Exclude(IpAddr),
+}
+
+/// Sorting and selection of one table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableState {
+    /// Index of the sort column in the view's column list.
+    pub sort: usize,
+    /// Largest first.
+    pub descending: bool,
+    /// Selected row, in sorted order.
+    pub selected: usize,
+    /// First row shown.
+    pub offset: usize,
+}
+
+/// Growth of the counters that mean trouble, since the previous snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trouble {
+    /// New ring drops.
+    pub drops: u64,
+    /// New ring freezes.
+    pub freezes: u64,
+    /// New filter rejects.
+    pub rejects: u64,
+}
+
+/// The terminal UI's state.
+#[derive(Debug)]
+pub struct App {
+    /// The snapshot on screen (frozen while paused).
+    pub shown: Option<Arc<Snapshot>>,
+    /// The newest snapshot.
+    pub latest: Option<Arc<Snapshot>>,
+    /// What grew between the last two snapshots.
+    pub trouble: Trouble,
+    /// The table shown.
+    pub view: View,
+    /// Tables frozen.
+    pub paused: bool,
+    /// Help overlay open.
+    pub help: bool,
+    /// Rates in bits or bytes.
+    pub units: Units,
+    /// The talkers table.
+    pub talkers: TableState,
+    /// The flows table.
+    pub flows: TableState,
+    /// The applied filter.
+    pub filter: Query,
+    /// The filter being typed, while the prompt is open.
+    pub prompt: Option<String>,
+    /// The status line: message and whether it is an error.
+    pub status: Option<(String, bool)>,
+    /// Terminal width and height.
+    pub size: (u16, u16),
+    /// Whether `x` can exclude (the eBPF filter is active).
+    pub can_exclude: bool,
+    /// Rows passing the filter in the talkers and flows tables.
+    rows: [usize; 2],
+    /// Indexes of the visible talker rows, in order, computed when anything they depend on
+    /// changes rather than on every draw.
+    pub talker_rows: Vec<usize>,
+    /// Indexes of the visible flow rows, in order.
+    pub flow_rows: Vec<usize>,
+    /// Reused sort keys, so a refresh allocates nothing after the first.
+    keys: Vec<rows::Key>,
+}
+
+impl App {
+    /// A fresh app for a terminal of `size`.
+    pub fn new(size: (u16, u16)) -> Self {
+        let bytes = |columns: &[_], want| columns.iter().position(|c| *c == want).unwrap_or(0);
+        Self {
+            shown: None,
+            latest: None,
+            trouble: Trouble::default(),
+            view: View::Talkers,
+            paused: false,
+            help: false,
+            units: Units::Bits,
+            talkers: TableState {
+                sort: bytes(&TALKER_COLUMNS, TalkerColumn::Bytes),
+                descending: true,
+                selected: 0,
+                offset: 0,
+            },
+            flows: TableState {
+                sort: FLOW_COLUMNS
+                    .iter()
+                    .position(|c| *c == FlowColumn::Bytes)
+                    .unwrap_or(0),
+                descending: true,
+                selected: 0,
+                offset: 0,
+            },
+            filter: Query::default(),
+            prompt: None,
+            status: None,
+            size,
+            can_exclude: false,
+            rows: [0, 0],
+            talker_rows: Vec::new(),
+            flow_rows: Vec::new(),
+            keys: Vec::new(),
+        }
+    }
+
+    /// Rows of table body the current terminal size leaves room for.
+    pub fn page_rows(&self) -> usize {
+        // Header (3 lines), the table's top border and column header (2), status line (1).
+        usize::from(self.size.1.saturating_sub(6)).max(1)
+    }
+
+    /// The sort column of the talkers table.
+    pub fn talker_sort(&self) -> TalkerColumn {
+        TALKER_COLUMNS[self.talkers.sort % TALKER_COLUMNS.len()]
+    }
+
+    /// The sort column of the flows table.
+    pub fn flow_sort(&self) -> FlowColumn {
+        FLOW_COLUMNS[self.flows.sort % FLOW_COLUMNS.len()]
+    }
+
+    /// Rows passing the filter in the current table.
+    pub fn row_count(&self) -> usize {
+        match self.view {
+            View::Talkers => self.rows[0],
+            View::Flows => self.rows[1],
+            View::Health => 0,
+        }
+    }
+
+    fn table(&mut self) -> Option<(&mut TableState, usize)> {
+        match self.view {
+            View::Talkers => Some((&mut self.talkers, TALKER_COLUMNS.len())),
+            View::Flows => Some((&mut self.flows, FLOW_COLUMNS.len())),
+            View::Health => None,
+        }
+    }
+
+    /// Applies one action; the only place state changes.
+    pub fn update(&mut self, action: Action) -> Effect {
+        let refresh = matches!(
+            action,
+            Action::Escape
+                | Action::NextView
+                | Action::ShowView(_)
+                | Action::Sort(_)
+                | Action::Reverse
+                | Action::ApplyFilter
+                | Action::TogglePause
+                | Action::Snapshot(_)
+                | Action::Resize(..)
+        );
+        let effect = self.apply(action);
+        if refresh {
+            self.refresh();
+        }
+        effect
+    }
+
+    fn apply(&mut self, action: Action) -> Effect {
+        match action {
+            Action::Quit => return Effect::Quit,
+            Action::ToggleHelp => self.help = !self.help,
+            Action::Escape => {
+                if self.help {
+                    self.help = false;
+                } else if self.prompt.take().is_none() {
+                    self.filter = Query::default();
+                }
+            }
+            Action::NextView => {
+                self.view = match self.view {
+                    View::Talkers => View::Flows,
+                    View::Flows => View::Health,
+                    View::Health => View::Talkers,
+                };
+            }
+            Action::ShowView(view) => self.view = view,
+            Action::Move(by) => self.move_by(by),
+            Action::Page(pages) => self.move_by(pages * self.page_rows() as isize),
+            Action::Home => self.move_by(isize::MIN / 2),
+            Action::End => self.move_by(isize::MAX / 2),
+            Action::Sort(step) => {
+                if let Some((table, columns)) = self.table() {
+                    table.sort = (table.sort as isize + step).rem_euclid(columns as isize) as usize;
+                }
+            }
+            Action::Reverse => {
+                if let Some((table, _)) = self.table() {
+                    table.descending = !table.descending;
+                }
+            }
+            Action::StartFilter => self.prompt = Some(self.filter.text().to_owned()),
+            Action::Input(c) => {
+                if let Some(p) = &mut self.prompt {
+                    p.push(c);
+                }
+            }
+            Action::Backspace => {
+                if let Some(p) = &mut self.prompt {
+                    p.pop();
+                }
+            }
+            Action::ApplyFilter => {
+                if let Some(text) = self.prompt.take() {
+                    self.filter = Query::new(&text);
+                    self.talkers.selected = 0;
+                    self.flows.selected = 0;
+                }
+            }
+            Action::TogglePause => {
+                self.paused = !self.paused;
+                if !self.paused {
+                    self.shown.clone_from(&self.latest);
+                }
+            }
+            Action::ToggleUnits => {
+                self.units = match self.units {
+                    Units::Bits => Units::Bytes,
+                    Units::Bytes => Units::Bits,
+                };
+            }
+            Action::WriteSnapshot => {
+                return if self.shown.is_some() {
+                    Effect::WriteSnapshot
+                } else {
+                    self.status = Some(("nothing to write yet".into(), true));
+                    Effect::None
+                };
+            }
+            Action::ExcludeSelected => return self.exclude_selected(),
+            Action::Snapshot(snapshot) => self.receive(snapshot),
+            Action::CaptureFailed(message) => self.status = Some((message, true)),
+            Action::Resize(w, h) => {
+                self.size = (w, h);
+            }
+            Action::Status(message, error) => self.status = Some((message, error)),
+        }
+        Effect::None
+    }
+
+    fn receive(&mut self, snapshot: Arc<Snapshot>) {
+        if let Some(prev) = &self.latest {
+            let sum = |s: &Snapshot, f: fn(&traffic_counter_capture::stats::WorkerStats) -> u64| {
+                s.workers.iter().map(f).sum::<u64>()
+            };
+            let rejects = |s: &Snapshot| {
+                s.filter
+                    .rejects
+                    .map_or(0, |r| r.vlan + r.non_ip + r.excluded + r.not_allowed)
+            };
+            self.trouble = Trouble {
+                drops: sum(&snapshot, |w| w.ring_drops).saturating_sub(sum(prev, |w| w.ring_drops)),
+                freezes: sum(&snapshot, |w| w.ring_freezes)
+                    .saturating_sub(sum(prev, |w| w.ring_freezes)),
+                rejects: rejects(&snapshot).saturating_sub(rejects(prev)),
+            };
+        }
+        self.can_exclude = snapshot.filter.kind == FilterKind::Ebpf;
+        if !self.paused || self.shown.is_none() {
+            self.shown = Some(snapshot.clone());
+        }
+        self.latest = Some(snapshot);
+    }
+
+    fn move_by(&mut self, by: isize) {
+        let rows = self.row_count();
+        if let Some((table, _)) = self.table() {
+            let last = rows.saturating_sub(1) as isize;
+            table.selected = (table.selected as isize).saturating_add(by).clamp(0, last) as usize;
+        }
+        self.refresh();
+    }
+
+    /// Recomputes the current table's rows: how many pass the filter, the selection kept
+    /// inside them and on screen, and the visible window in order. O(n) plus a top-N
+    /// selection, once per change rather than once per draw.
+    fn refresh(&mut self) {
+        let page = self.page_rows();
+        let Some(s) = self.shown.clone() else {
+            self.rows = [0, 0];
+            self.talker_rows.clear();
+            self.flow_rows.clear();
+            return;
+        };
+        // The window pass also counts the rows; only if keeping the selection inside them
+        // moves the window is it taken again.
+        match self.view {
+            View::Talkers => {
+                let (column, desc) = (self.talker_sort(), self.talkers.descending);
+                let mut take = |offset| {
+                    rows::talker_window(
+                        &s.talkers,
+                        &self.filter,
+                        column,
+                        desc,
+                        (offset, page),
+                        &mut self.keys,
+                    )
+                };
+                let before = self.talkers.offset;
+                let (total, mut window) = take(before);
+                clamp(&mut self.talkers, total, page);
+                if self.talkers.offset != before {
+                    window = take(self.talkers.offset).1;
+                }
+                self.rows[0] = total;
+                self.talker_rows = window;
+            }
+            View::Flows => {
+                let (column, desc) = (self.flow_sort(), self.flows.descending);
+                let mut take = |offset| {
+                    rows::flow_window(
+                        &s.flows,
+                        &self.filter,
+                        column,
+                        desc,
+                        (offset, page),
+                        &mut self.keys,
+                    )
+                };
+                let before = self.flows.offset;
+                let (total, mut window) = take(before);
+                clamp(&mut self.flows, total, page);
+                if self.flows.offset != before {
+                    window = take(self.flows.offset).1;
+                }
+                self.rows[1] = total;
+                self.flow_rows = window;
+            }
+            View::Health => {}
+        }
+    }
+
+    fn exclude_selected(&mut self) -> Effect {
+        if !self.can_exclude {
+            let kind = self
+                .shown
+                .as_ref()
+                .map_or(FilterKind::None, |s| s.filter.kind);
+            let why = match kind {
+                FilterKind::Classic => {
+                    "the classic-BPF fallback cannot change its lists while running"
+                }
+                _ => "no eBPF filter is attached (--filter none)",
+            };
+            self.status = Some((format!("cannot exclude: {why}"), true));
+            return Effect::None;
+        }
+        if let Some(ip) = crate::view::selected_address(self) {
+            Effect::Exclude(ip)
+        } else {
+            self.status = Some((
+                "select an address first (talkers or flows view)".into(),
+                true,
+            ));
+            Effect::None
+        }
+    }
+}
+
+/// Keeps the selection inside `rows` and the window on the selection.
+fn clamp(table: &mut TableState, rows: usize, page: usize) {
+    table.selected = table.selected.min(rows.saturating_sub(1));
+    scroll_to(table, page);
+}
+
+fn scroll_to(table: &mut TableState, page: usize) {
+    if table.selected < table.offset {
+        table.offset = table.selected;
+    } else if table.selected >= table.offset + page {
+        table.offset = table.selected + 1 - page;
+    }
+}
+
+#[cfg(test)]
+mod tests;

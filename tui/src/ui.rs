@@ -1,0 +1,152 @@
+//! The terminal UI's event loop: one channel carries keys, resizes, snapshots and capture
+//! failures; ticks redraw. The terminal is restored on quit, on error, on panic (ratatui's
+//! hook), and on SIGTERM or SIGINT, which arrive as quit events.
+
+pub mod keys;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use ratatui::crossterm::event::{self, Event as TermEvent};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use traffic_counter_capture::{Capture, Update};
+use traffic_counter_ebpf::PrefixList;
+
+use crate::app::{Action, App, Effect};
+
+/// What arrives on the UI's one channel.
+enum Event {
+    /// A key press or release.
+    Key(event::KeyEvent),
+    /// Anything that is already an action: resizes, snapshots, capture failures.
+    Action(Action),
+}
+use crate::cli::Args;
+use crate::export;
+
+/// Restores the terminal when dropped, whatever path leaves the UI.
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Runs the terminal UI until the user quits or the capture fails.
+pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let config = args.capture_config(interface);
+    let selected = traffic_counter_ebpf::select(args.filter.into(), &args.filter_rules())?;
+    let (tx, mut events) = mpsc::unbounded_channel::<Event>();
+    let capture_tx = tx.clone();
+    let capture = Capture::start(&config, selected.filter.clone(), move |update| {
+        let _ = capture_tx.send(Event::Action(match update {
+            Update::Snapshot(s) => Action::Snapshot(s),
+            Update::Failed(message) => Action::CaptureFailed(message),
+        }));
+    })?;
+
+    let mut terminal = ratatui::try_init().context("setting up the terminal")?;
+    let restore = Restore;
+    let size = terminal.size().context("reading the terminal size")?;
+    let mut app = App::new((size.width, size.height));
+    if let Some(notice) = &selected.notice {
+        app.update(Action::Status(notice.clone(), true));
+    }
+    let stop_input = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(tx, stop_input.clone());
+    let mut ticker = tokio::time::interval(Duration::from_millis(args.tick));
+    let mut failure = None;
+
+    loop {
+        terminal
+            .draw(|frame| frame.render_widget(&app, frame.area()))
+            .context("drawing")?;
+        let action = tokio::select! {
+            _ = ticker.tick() => continue,
+            event = events.recv() => match event {
+                Some(Event::Action(action)) => action,
+                Some(Event::Key(key)) => match keys::action(key, app.prompt.is_some()) {
+                    Some(action) => action,
+                    None => continue,
+                },
+                None => break,
+            },
+            _ = sigterm.recv() => Action::Quit,
+            _ = sigint.recv() => Action::Quit,
+        };
+        if let Action::CaptureFailed(message) = &action {
+            failure = Some(message.clone());
+        }
+        match app.update(action) {
+            Effect::None => {}
+            Effect::Quit => break,
+            Effect::WriteSnapshot => {
+                let status =
+                    match export::write_view(&app, &args.snapshot_dir, args.snapshot_format) {
+                        Ok(path) => (format!("wrote {}", path.display()), false),
+                        Err(err) => (format!("{err:#}"), true),
+                    };
+                app.update(Action::Status(status.0, status.1));
+            }
+            Effect::Exclude(ip) => {
+                let status = match &selected.ebpf {
+                    Some(filter) => match filter.add(PrefixList::Exclude, ip.into()) {
+                        Ok(()) => (
+                            format!("excluded {ip}: the filter now rejects its traffic"),
+                            false,
+                        ),
+                        Err(err) => (format!("excluding {ip}: {err}"), true),
+                    },
+                    None => ("cannot exclude: no eBPF filter".to_owned(), true),
+                };
+                app.update(Action::Status(status.0, status.1));
+            }
+        }
+    }
+
+    stop_input.store(true, Ordering::Relaxed);
+    drop(restore);
+    let _ = input.join();
+    let finished = tokio::task::spawn_blocking(move || capture.stop())
+        .await
+        .context("waiting for capture to stop")??;
+    if let Some(err) = finished.error {
+        eprintln!("traffic-counter: {err}");
+        return Ok(ExitCode::FAILURE);
+    }
+    if let Some(message) = failure {
+        eprintln!("traffic-counter: {message}");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads terminal events on a thread of its own and forwards them.
+fn spawn_input(
+    tx: mpsc::UnboundedSender<Event>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            if !event::poll(Duration::from_millis(100)).unwrap_or(false) {
+                continue;
+            }
+            let forwarded = match event::read() {
+                Ok(TermEvent::Key(key)) => Event::Key(key),
+                Ok(TermEvent::Resize(w, h)) => Event::Action(Action::Resize(w, h)),
+                Ok(_) => continue,
+                Err(_) => Event::Action(Action::Quit),
+            };
+            if tx.send(forwarded).is_err() {
+                break;
+            }
+        }
+    })
+}

@@ -1,0 +1,97 @@
+//! Drawing: `impl Widget for &App`. Views read the app and its snapshot and change nothing.
+//!
+//! Layout: three header lines (who, totals, tabs and warnings), the table or health view, and a
+//! status line; the help overlay draws on top. Colour always repeats what the text says.
+
+mod header;
+mod health;
+mod help;
+mod tables;
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget};
+
+use crate::app::{App, View};
+
+pub use tables::selected_address;
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let [top, body, status] = Layout::vertical([
+            Constraint::Length(3),
+            Constraint::Min(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        header::render(self, top, buf);
+        match self.view {
+            View::Talkers => tables::talkers(self, body, buf),
+            View::Flows => tables::flows(self, body, buf),
+            View::Health => health::render(self, body, buf),
+        }
+        status_line(self, status, buf);
+        if self.help {
+            help::render(area, buf);
+        }
+    }
+}
+
+fn status_line(app: &App, area: Rect, buf: &mut Buffer) {
+    let line = if let Some(text) = &app.prompt {
+        Line::from(vec![
+            Span::styled("/", Style::new().add_modifier(Modifier::BOLD)),
+            Span::raw(text.clone()),
+            Span::styled("_", Style::new().add_modifier(Modifier::SLOW_BLINK)),
+            Span::styled(
+                "   Enter apply  Esc cancel  (address, CIDR, port or protocol)",
+                Style::new().fg(Color::DarkGray),
+            ),
+        ])
+    } else if let Some((message, error)) = &app.status {
+        let style = if *error {
+            Style::new().fg(Color::Red)
+        } else {
+            Style::new().fg(Color::Green)
+        };
+        Line::from(Span::styled(message.clone(), style))
+    } else {
+        Line::from(Span::styled(
+            "q quit  ? help  Tab view  </> sort  r reverse  / filter  Space pause  b units  w write  x exclude",
+            Style::new().fg(Color::DarkGray),
+        ))
+    };
+    Paragraph::new(line).render(area, buf);
+}
+
+/// `1h02m03s`, `4m05s`, `7s`.
+pub fn duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m{sec:02}s"),
+        (h, m, sec) => format!("{h}h{m:02}m{sec:02}s"),
+    }
+}
+
+/// How long before `now` a time was.
+pub fn ago(then: SystemTime, now: SystemTime) -> String {
+    duration(now.duration_since(then).unwrap_or_default())
+}
+
+/// An address with its port, IPv6 bracketed: `198.18.0.1:53`, `[2001:db8::1]:53`.
+pub fn endpoint(ip: IpAddr, port: Option<u16>) -> String {
+    match (ip, port) {
+        (IpAddr::V6(v6), Some(p)) => format!("[{v6}]:{p}"),
+        (ip, Some(p)) => format!("{ip}:{p}"),
+        (ip, None) => ip.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+//! The health view: per-worker capture counters, filter rejects, parse errors, ring geometry
+//! and table evictions.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, Widget};
+use traffic_counter_capture::snapshot::FilterKind;
+
+use crate::app::App;
+use crate::units;
+
+pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let Some(s) = &app.shown else { return };
+    let workers = s.workers.len() as u16;
+    let [top, bottom] =
+        Layout::vertical([Constraint::Length(workers + 2), Constraint::Min(0)]).areas(area);
+    let red = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+    let rows = s.workers.iter().map(|w| {
+        let trouble = if w.ring_drops > 0 || w.ring_freezes > 0 {
+            red
+        } else {
+            Style::new()
+        };
+        Row::new(vec![
+            format!("{}", w.id),
+            format!("{}", w.cpu),
+            units::count(w.packets_per_sec),
+            w.packets.to_string(),
+            units::bytes(w.bytes),
+            w.ring_drops.to_string(),
+            w.ring_freezes.to_string(),
+        ])
+        .style(trouble)
+    });
+    Table::new(rows, [6, 4, 9, 12, 11, 10, 8].map(Constraint::Length))
+        .header(
+            Row::new([
+                "Worker", "CPU", "Pkts/s", "Packets", "Bytes", "Drops", "Freezes",
+            ])
+            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
+        )
+        .block(
+            Block::new()
+                .borders(Borders::TOP)
+                .title(" Capture workers "),
+        )
+        .render(top, buf);
+
+    let filter = match (s.filter.kind, s.filter.rejects) {
+        (FilterKind::None, _) => Line::raw("Filter     none: every frame reaches userspace"),
+        (FilterKind::Ebpf, Some(r)) => Line::raw(format!(
+            "Filter     ebpf   rejected: vlan {}  non-IP {}  excluded {}  not allowed {}",
+            r.vlan, r.non_ip, r.excluded, r.not_allowed
+        )),
+        (_, _) => Line::from(vec![
+            Span::raw("Filter     classic   rejected: "),
+            Span::styled("unknown", Style::new().fg(Color::Yellow)),
+            Span::raw(" (classic BPF cannot count its rejects)"),
+        ]),
+    };
+    let e = &s.parse_errors;
+    let g = &s.ring;
+    let lines = vec![
+        filter,
+        Line::raw(format!(
+            "Parse      non-IP {}  truncated {}  malformed {}",
+            e.non_ip, e.truncated, e.bad_header
+        )),
+        Line::raw(format!(
+            "Ring       {} workers x {} blocks x {} = {} each; frame slot {} B, block timeout {} ms",
+            s.workers.len(),
+            g.block_count,
+            units::bytes(u64::from(g.block_size)),
+            units::bytes(g.bytes()),
+            g.frame_size,
+            g.block_timeout_ms
+        )),
+        Line::raw(format!(
+            "Fanout     {} group {}{}{}",
+            s.fanout.mode.name(),
+            s.fanout.group,
+            if s.fanout.defrag { " defrag" } else { "" },
+            if s.fanout.rollover { " rollover" } else { "" }
+        )),
+        Line::raw(format!(
+            "Talkers    {} tracked of {}; evicted {} ({} packets sent, {} received)",
+            s.talkers.len(),
+            s.max_talkers,
+            s.evicted_talkers.entries,
+            s.evicted_talkers.packets_sent,
+            s.evicted_talkers.packets_received
+        )),
+        Line::raw(if s.flows_enabled {
+            format!(
+                "Flows      {} tracked of {}; evicted {} ({} packets)",
+                s.flows.len(),
+                s.max_flows,
+                s.evicted_flows.entries,
+                s.evicted_flows.packets
+            )
+        } else {
+            "Flows      not counted (start with --flows)".to_owned()
+        }),
+    ];
+    Paragraph::new(lines)
+        .block(
+            Block::new()
+                .borders(Borders::TOP)
+                .title(" Filter, parsing, memory "),
+        )
+        .render(bottom, buf);
+}

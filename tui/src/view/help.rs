@@ -1,0 +1,43 @@
+//! The help overlay: every key, as htop's F1 screen lists them.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::widgets::{Block, Borders, Clear, Row, Table, Widget};
+
+/// Every key and what it does.
+pub const KEYS: [(&str, &str); 14] = [
+    ("q, Ctrl-C", "quit"),
+    ("?, h, F1", "this help; Esc closes it"),
+    ("Tab, 1 2 3", "talkers, flows, health"),
+    ("Up Down j k", "move the selection"),
+    ("PgUp PgDn Home End", "move by a page, to the ends"),
+    ("< >", "sort by the previous / next column"),
+    ("r", "reverse the order"),
+    ("/", "filter: address, CIDR, port or protocol"),
+    ("Enter / Esc", "apply the filter / clear it"),
+    ("Space, p", "pause: freeze the tables, counting goes on"),
+    ("b", "rates in bits or bytes"),
+    ("w", "write what is shown to a file"),
+    ("x", "exclude the selected address (eBPF filter)"),
+    ("Esc", "close help or prompt, else clear the filter"),
+];
+
+pub(super) fn render(area: Rect, buf: &mut Buffer) {
+    let [v] = Layout::vertical([Constraint::Length(KEYS.len() as u16 + 3)])
+        .flex(Flex::Center)
+        .areas(area);
+    let [rect] = Layout::horizontal([Constraint::Length(66)])
+        .flex(Flex::Center)
+        .areas(v);
+    Clear.render(rect, buf);
+    let rows = KEYS.iter().map(|(k, what)| Row::new([*k, *what]));
+    Table::new(rows, [Constraint::Length(20), Constraint::Min(10)])
+        .header(Row::new(["Key", "Action"]).style(Style::new().add_modifier(Modifier::BOLD)))
+        .block(
+            Block::new()
+                .borders(Borders::ALL)
+                .title(" Help: keys (Esc closes) "),
+        )
+        .render(rect, buf);
+}

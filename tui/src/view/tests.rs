@@ -1,0 +1,143 @@
+//! Render tests: fixture snapshots with fixed time, drawn into ratatui's `TestBackend`, and
+//! compared with insta snapshots of the screen text.
+
+use std::sync::Arc;
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use traffic_counter_capture::snapshot::FilterKind;
+
+use crate::app::{Action, App, View};
+use crate::fixture;
+
+fn app(w: u16, h: u16) -> App {
+    let mut app = App::new((w, h));
+    app.update(Action::Snapshot(Arc::new(fixture::small())));
+    app
+}
+
+fn screen(app: &App) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
+    terminal.draw(|f| f.render_widget(app, f.area())).unwrap();
+    text(terminal.backend().buffer())
+}
+
+fn text(buf: &Buffer) -> String {
+    let area = buf.area;
+    (0..area.height)
+        .map(|y| {
+            let line: String = (0..area.width).map(|x| buf[(x, y)].symbol()).collect();
+            line.trim_end().to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn talkers_at_80x24() {
+    insta::assert_snapshot!(screen(&app(80, 24)));
+}
+
+#[test]
+fn talkers_on_a_wide_terminal() {
+    insta::assert_snapshot!(screen(&app(180, 16)));
+}
+
+#[test]
+fn flows_view() {
+    let mut a = app(120, 16);
+    a.update(Action::ShowView(View::Flows));
+    insta::assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn flows_at_80x24() {
+    let mut a = app(80, 24);
+    a.update(Action::ShowView(View::Flows));
+    insta::assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn health_view() {
+    let mut a = app(100, 20);
+    a.update(Action::ShowView(View::Health));
+    insta::assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn health_under_classic_says_rejects_are_unknown() {
+    let mut s = fixture::small();
+    s.filter.kind = FilterKind::Classic;
+    s.filter.rejects = None;
+    let mut a = App::new((100, 20));
+    a.update(Action::Snapshot(Arc::new(s)));
+    a.update(Action::ShowView(View::Health));
+    let text = screen(&a);
+    assert!(text.contains("rejected: unknown"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn help_overlay() {
+    let mut a = app(80, 24);
+    a.update(Action::ToggleHelp);
+    insta::assert_snapshot!(screen(&a));
+}
+
+#[test]
+fn paused_header() {
+    let mut a = app(80, 12);
+    a.update(Action::TogglePause);
+    let text = screen(&a);
+    assert!(
+        text.lines().next().unwrap_or_default().contains("PAUSED"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn filter_prompt_and_filtered_rows() {
+    let mut a = app(80, 12);
+    a.update(Action::StartFilter);
+    for c in "2001:db8".chars() {
+        a.update(Action::Input(c));
+    }
+    insta::assert_snapshot!("prompt", screen(&a));
+    a.update(Action::ApplyFilter);
+    insta::assert_snapshot!("filtered", screen(&a));
+}
+
+#[test]
+fn drop_warning_and_bytes_units() {
+    let mut a = app(100, 12);
+    let mut s = fixture::small();
+    s.workers[1].ring_drops = 17;
+    s.workers[1].ring_freezes = 2;
+    if let Some(r) = &mut s.filter.rejects {
+        r.non_ip += 10;
+    }
+    a.update(Action::Snapshot(Arc::new(s)));
+    a.update(Action::ToggleUnits);
+    let text = screen(&a);
+    assert!(text.contains("WARNING ring drops +17 freezes +2"), "{text}");
+    assert!(text.contains("filter rejects +10"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn sorting_marks_the_column_and_reverses() {
+    let mut a = app(100, 12);
+    a.update(Action::Sort(-8));
+    a.update(Action::Reverse);
+    let text = screen(&a);
+    assert!(text.contains("Address▲"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn no_snapshot_yet() {
+    let a = App::new((80, 6));
+    insta::assert_snapshot!(screen(&a));
+}
