@@ -35,18 +35,19 @@ ebpf:
 build:
 	$(CARGO) build --release --workspace
 
-## run: build and run on this host (ARGS="--flows -i eth0" to pass options)
+## run: build and run the terminal UI on this host (ARGS="--flows -i eth0" to pass options)
 run: build
-	$(SUDO) ./target/release/traffic-counter --headless $(ARGS)
+	$(SUDO) ./target/release/traffic-counter $(ARGS)
 
 ## test: every unit, integration and end-to-end test (as root: they use network namespaces)
 test:
 	$(RUNNER) $(CARGO) test --workspace
 
-## bench: the criterion benchmarks of the hot path
+## bench: the criterion benchmarks of the per-frame hot path and of one UI tick
 bench:
 	$(CARGO) build --release --workspace
 	$(CARGO) bench -p traffic-counter-capture --bench hot_path
+	$(CARGO) bench -p traffic-counter --bench tick
 
 ## lint: formatting check and clippy with warnings as errors
 lint:
