@@ -223,14 +223,12 @@ impl Aggregator {
         }
         let talkers = self
             .talkers
-            .map
-            .iter()
+            .entries()
             .map(|(ip, e)| talker(*ip, e, &rates))
             .collect();
         let flows = self.flows.as_ref().map_or_else(Vec::new, |table| {
             table
-                .map
-                .iter()
+                .entries()
                 .map(|(key, e)| flow(key, e, &rates))
                 .collect()
         });

@@ -1,9 +1,14 @@
 //! The aggregator's bounded tables: one entry per address or flow, with eviction.
 //!
-//! A table never holds more than its bound. When a new key arrives at a full table, the
-//! longest-idle sixteenth of it is evicted in one batch (an O(n) selection, amortised O(1) per
-//! insert), and every evicted entry's counters are added to the table's `evicted` sums, so the
-//! table plus `evicted` always equals what was counted.
+//! A table never holds more than its bound. Eviction is CLOCK (second chance): entries sit in
+//! a ring of slots, each with a "referenced" bit that every later merge sets. When a new key
+//! arrives at a full table, the hand sweeps the ring, clearing set bits, and evicts the first
+//! entry whose bit is clear: one that nothing touched since the hand last passed. New entries
+//! start unreferenced, so a flood of one-packet random sources evicts its own kind first and
+//! the steady talkers survive. Each eviction is O(1) amortised, with no scan of the table.
+//!
+//! Every evicted entry's counters are added to the table's `evicted` sums, so the table plus
+//! `evicted` always equals what was counted.
 
 use std::hash::Hash;
 
@@ -24,18 +29,24 @@ pub(crate) trait Entry {
     fn create(delta: &Self::Delta, tick: u32) -> Self;
     /// Adds a later delta, at `tick`.
     fn merge(&mut self, delta: &Self::Delta, tick: u32);
-    /// Timestamp of the latest packet, ns since the epoch.
-    fn last_ns(&self) -> u64;
     /// Adds this entry's counters to the evicted sums.
     fn evict_into(&self, evicted: &mut Self::Evicted);
 }
 
-/// A map bounded to `max` entries that evicts the longest-idle entries when full.
+/// An entry with its place in the clock.
+pub(crate) struct Slot<E> {
+    pub(crate) entry: E,
+    index: u32,
+    referenced: bool,
+}
+
+/// A map bounded to `max` entries that evicts by CLOCK when full.
 pub(crate) struct BoundedTable<E: Entry> {
-    pub(crate) map: FastMap<E::Key, E>,
+    pub(crate) map: FastMap<E::Key, Slot<E>>,
     pub(crate) evicted: E::Evicted,
+    ring: Vec<E::Key>,
+    hand: usize,
     max: usize,
-    scratch: Vec<(u64, E::Key)>,
 }
 
 impl<E: Entry> BoundedTable<E> {
@@ -43,37 +54,64 @@ impl<E: Entry> BoundedTable<E> {
         Self {
             map: FastMap::default(),
             evicted: E::Evicted::default(),
-            max: max.max(1),
-            scratch: Vec::new(),
+            ring: Vec::new(),
+            hand: 0,
+            max: max.clamp(1, u32::MAX as usize),
         }
     }
 
     /// Adds `delta` to the entry for `key`, creating it (and evicting if full) when new.
     pub(crate) fn merge(&mut self, key: E::Key, delta: &E::Delta, tick: u32) {
-        if let Some(entry) = self.map.get_mut(&key) {
-            entry.merge(delta, tick);
+        if let Some(slot) = self.map.get_mut(&key) {
+            slot.entry.merge(delta, tick);
+            slot.referenced = true;
             return;
         }
-        if self.map.len() >= self.max {
-            self.evict_idlest();
-        }
-        self.map.insert(key, E::create(delta, tick));
+        let index = if self.ring.len() < self.max {
+            self.ring.push(key);
+            self.ring.len() - 1
+        } else {
+            let index = self.evict_one();
+            self.ring[index] = key;
+            index
+        };
+        let slot = Slot {
+            entry: E::create(delta, tick),
+            index: index as u32,
+            referenced: false,
+        };
+        self.map.insert(key, slot);
     }
 
-    fn evict_idlest(&mut self) {
-        let batch = (self.max / 16).max(1);
-        self.scratch.clear();
-        self.scratch
-            .extend(self.map.iter().map(|(key, entry)| (entry.last_ns(), *key)));
-        if batch < self.scratch.len() {
-            self.scratch
-                .select_nth_unstable_by_key(batch - 1, |(last, _)| *last);
-        }
-        for (_, key) in self.scratch.drain(..batch.min(self.scratch.len())) {
-            if let Some(entry) = self.map.remove(&key) {
-                entry.evict_into(&mut self.evicted);
+    /// Evicts the first unreferenced entry at or after the hand; returns its ring index.
+    fn evict_one(&mut self) -> usize {
+        loop {
+            let index = self.hand;
+            self.hand = (self.hand + 1) % self.ring.len();
+            let key = self.ring[index];
+            match self.map.get_mut(&key) {
+                Some(slot) if slot.referenced => slot.referenced = false,
+                Some(slot) => {
+                    debug_assert_eq!(slot.index as usize, index);
+                    if let Some(gone) = self.map.remove(&key) {
+                        gone.entry.evict_into(&mut self.evicted);
+                    }
+                    return index;
+                }
+                None => return index,
             }
         }
+    }
+
+    /// The entries, in no particular order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&E::Key, &E)> {
+        self.map.iter().map(|(k, slot)| (k, &slot.entry))
+    }
+
+    /// The entry for `key`.
+    #[cfg(test)]
+    pub(crate) fn get(&self, key: &E::Key) -> Option<&E> {
+        self.map.get(key).map(|slot| &slot.entry)
     }
 }
 
@@ -110,10 +148,6 @@ impl Entry for TalkerEntry {
         c.last_ns = c.last_ns.max(delta.last_ns);
         self.history.add(tick, 0, delta.bytes_sent);
         self.history.add(tick, 1, delta.bytes_received);
-    }
-
-    fn last_ns(&self) -> u64 {
-        self.counts.last_ns
     }
 
     fn evict_into(&self, evicted: &mut EvictedTalkers) {
@@ -163,10 +197,6 @@ impl Entry for FlowEntry {
         c.last_ns = c.last_ns.max(delta.last_ns);
     }
 
-    fn last_ns(&self) -> u64 {
-        self.counts.last_ns
-    }
-
     fn evict_into(&self, evicted: &mut EvictedFlows) {
         evicted.entries += 1;
         evicted.packets += self.counts.packets[0] + self.counts.packets[1];
@@ -190,23 +220,40 @@ mod tests {
     }
 
     #[test]
-    fn full_table_evicts_the_idlest_and_keeps_the_sums() {
-        let mut table = BoundedTable::<TalkerEntry>::new(32);
-        for i in 0..32u8 {
-            table.merge(Addr::v4([198, 18, 0, i]), &delta(1, 1000 + u64::from(i)), 0);
+    fn a_full_table_evicts_untouched_entries_first_and_keeps_the_sums() {
+        let mut table = BoundedTable::<TalkerEntry>::new(4);
+        let ip = |i: u8| Addr::v4([198, 18, 0, i]);
+        for i in 0..4 {
+            table.merge(ip(i), &delta(1, 1000 + u64::from(i)), 0);
         }
-        // Refresh the oldest address so it is no longer the idlest.
-        table.merge(Addr::v4([198, 18, 0, 0]), &delta(2, 5000), 0);
-        table.merge(Addr::v4([198, 18, 1, 0]), &delta(4, 6000), 1);
-        // 32 / 16 = 2 evicted: .1 and .2, the two idlest.
-        assert_eq!(table.map.len(), 31);
-        assert!(table.map.contains_key(&Addr::v4([198, 18, 0, 0])));
-        assert!(!table.map.contains_key(&Addr::v4([198, 18, 0, 1])));
-        assert!(!table.map.contains_key(&Addr::v4([198, 18, 0, 2])));
-        assert_eq!(table.evicted.entries, 2);
-        assert_eq!(table.evicted.packets_sent, 2);
-        let kept: u64 = table.map.values().map(|e| e.counts.packets_sent).sum();
-        assert_eq!(kept + table.evicted.packets_sent, 32 + 2 + 4);
+        // A flood of new one-packet sources arrives while .0 and .2 keep talking, as steady
+        // talkers do every tick: the flood evicts the silent .1 and .3, then its own kind.
+        for round in 0..5u8 {
+            table.merge(ip(0), &delta(1, 5000), 1);
+            table.merge(ip(2), &delta(1, 5000), 1);
+            table.merge(ip(10 + 2 * round), &delta(1, 6000), 2);
+            table.merge(ip(11 + 2 * round), &delta(1, 6000), 2);
+        }
+        assert_eq!(table.map.len(), 4);
+        assert!(table.get(&ip(0)).is_some() && table.get(&ip(2)).is_some());
+        assert!(table.get(&ip(1)).is_none() && table.get(&ip(3)).is_none());
+        assert_eq!(table.evicted.entries, 10);
+        let kept: u64 = table.entries().map(|(_, e)| e.counts.packets_sent).sum();
+        assert_eq!(kept + table.evicted.packets_sent, 4 + 10 + 10);
+    }
+
+    #[test]
+    fn when_everything_is_referenced_the_hand_clears_and_evicts() {
+        let mut table = BoundedTable::<TalkerEntry>::new(3);
+        let ip = |i: u8| Addr::v4([198, 18, 1, i]);
+        for round in 0..3 {
+            for i in 0..3 {
+                table.merge(ip(i), &delta(1, round), round as u32);
+            }
+        }
+        table.merge(ip(9), &delta(1, 9), 3);
+        assert_eq!((table.map.len(), table.evicted.entries), (3, 1));
+        assert!(table.get(&ip(9)).is_some());
     }
 
     #[test]
@@ -240,7 +287,7 @@ mod tests {
         };
         table.merge(key, &later, 0);
         table.merge(key, &earlier, 0);
-        let e = &table.map[&key];
+        let e = table.get(&key).unwrap();
         assert_eq!(e.counts.packets, [1, 2]);
         assert_eq!((e.counts.first_ns, e.counts.last_ns), (10, 30));
         assert_eq!(e.counts.first_dir, Direction::HiToLo);

@@ -107,9 +107,9 @@ pub fn csv(app: &App, s: &Snapshot) -> String {
 /// Writes the current view into `dir`; returns the path written.
 pub fn write_view(app: &App, dir: &Path, format: SnapshotFormat) -> anyhow::Result<PathBuf> {
     let s = view_snapshot(app).context("no snapshot yet")?;
-    let (content, ext) = match format {
-        SnapshotFormat::Json => (snapshot_file::to_json(&s, None)?, "json"),
-        SnapshotFormat::Csv => (csv(app, &s).into_bytes(), "csv"),
+    let ext = match format {
+        SnapshotFormat::Json => "json",
+        SnapshotFormat::Csv => "csv",
     };
     let stamp = humantime::format_rfc3339_seconds(s.taken_at).to_string();
     let stamp: String = stamp.chars().filter(char::is_ascii_digit).collect();
@@ -124,7 +124,10 @@ pub fn write_view(app: &App, dir: &Path, format: SnapshotFormat) -> anyhow::Resu
         path = dir.join(format!("{base}-{n}.{ext}"));
         n += 1;
     }
-    snapshot_file::write_atomic(&path, &content)
-        .with_context(|| format!("writing {}", path.display()))?;
+    match format {
+        SnapshotFormat::Json => snapshot_file::write_snapshot(&path, &s, None)?,
+        SnapshotFormat::Csv => snapshot_file::write_atomic(&path, csv(app, &s).as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?,
+    }
     Ok(path)
 }

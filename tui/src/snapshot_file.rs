@@ -5,52 +5,60 @@
 //! target. A target that is a symbolic link is refused rather than replaced or followed.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use traffic_counter_capture::Snapshot;
-use traffic_counter_capture::snapshot::{TalkerOrder, top_n};
+use traffic_counter_capture::snapshot::{Flow, TalkerOrder, top_n};
 
-/// The snapshot limited to the top `top` talkers and flows by total bytes, as JSON.
-pub fn to_json(snapshot: &Snapshot, top: Option<usize>) -> anyhow::Result<Vec<u8>> {
-    let limited;
+/// The snapshot limited to the top `top` talkers and flows by total bytes.
+fn limited(snapshot: &Snapshot, top: usize) -> Snapshot {
+    let mut s = snapshot.clone();
+    s.talkers = top_n(&snapshot.talkers, top, |a, b| {
+        b.compare(a, TalkerOrder::TotalBytes)
+    })
+    .into_iter()
+    .cloned()
+    .collect();
+    let total = |f: &Flow| f.bytes_a_to_b + f.bytes_b_to_a;
+    s.flows = top_n(&snapshot.flows, top, |a, b| total(b).cmp(&total(a)))
+        .into_iter()
+        .cloned()
+        .collect();
+    s
+}
+
+/// Writes the snapshot to `path` atomically as compact JSON (one line), streamed to the file
+/// rather than built in memory: a hundred thousand rows would otherwise cost tens of MiB.
+pub fn write_snapshot(path: &Path, snapshot: &Snapshot, top: Option<usize>) -> anyhow::Result<()> {
+    let limited_copy;
     let doc = match top {
         Some(n) => {
-            let mut s = snapshot.clone();
-            s.talkers = top_n(&snapshot.talkers, n, |a, b| {
-                b.compare(a, TalkerOrder::TotalBytes)
-            })
-            .into_iter()
-            .cloned()
-            .collect();
-            s.flows = top_n(&snapshot.flows, n, |a, b| {
-                let total =
-                    |f: &traffic_counter_capture::snapshot::Flow| f.bytes_a_to_b + f.bytes_b_to_a;
-                total(b).cmp(&total(a))
-            })
-            .into_iter()
-            .cloned()
-            .collect();
-            limited = s;
-            &limited
+            limited_copy = limited(snapshot, n);
+            &limited_copy
         }
         None => snapshot,
     };
-    let mut out = serde_json::to_vec_pretty(doc).context("serialising the snapshot")?;
-    out.push(b'\n');
-    Ok(out)
-}
-
-/// Writes the snapshot to `path` atomically.
-pub fn write_snapshot(path: &Path, snapshot: &Snapshot, top: Option<usize>) -> anyhow::Result<()> {
-    let json = to_json(snapshot, top)?;
-    write_atomic(path, &json).with_context(|| format!("writing snapshot {}", path.display()))
+    write_atomic_with(path, |out| {
+        serde_json::to_writer(&mut *out, doc).map_err(io::Error::other)?;
+        out.write_all(b"\n")
+    })
+    .with_context(|| format!("writing snapshot {}", path.display()))
 }
 
 /// Replaces `path` with `content` via a temporary file and a rename; refuses symlinks.
 pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |out| out.write_all(content))
+}
+
+/// Replaces `path` with what `write_body` writes, via a temporary file in the same directory
+/// (created exclusively, never through a link) and a rename; refuses a symlink at `path`.
+pub fn write_atomic_with(
+    path: &Path,
+    write_body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     if let Ok(meta) = fs::symlink_metadata(path)
         && meta.file_type().is_symlink()
     {
@@ -61,13 +69,15 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
     }
     let temp = temp_path(path);
     let result = (|| {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o644)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&temp)?;
-        file.write_all(content)?;
+        let mut out = BufWriter::with_capacity(1 << 16, file);
+        write_body(&mut out)?;
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_data()?;
         fs::rename(&temp, path)
     })();
