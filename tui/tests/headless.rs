@@ -60,6 +60,22 @@ impl Running {
         assert_eq!(rc, 0);
     }
 
+    /// Waits for exit; returns the status code, stdout, and the stderr lines not yet read.
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        use std::io::Read;
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_string(&mut stdout).unwrap();
+        }
+        let status = self.child.wait().unwrap();
+        let mut stderr = String::new();
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(2)) {
+            stderr.push_str(&line);
+            stderr.push('\n');
+        }
+        (status.code(), stdout, stderr)
+    }
+
     /// Waits for exit within `limit`; returns the status code and the elapsed time.
     fn wait(mut self, limit: Duration) -> (i32, Duration) {
         let started = Instant::now();
@@ -414,4 +430,109 @@ fn without_cap_net_raw_the_capability_is_named() {
         1,
         "{err}"
     );
+}
+
+#[test]
+fn sigterm_under_load_writes_a_consistent_final_snapshot() {
+    let lab = Lab::new("hlload");
+    let path = temp_file("load.json");
+    let run = Running::start(headless(&lab, &path, &[]));
+    let corpus = corpus::standard();
+    std::thread::scope(|scope| {
+        // About 5,000 frames a second for a bounded 1.5 s, still flowing when SIGTERM lands.
+        scope.spawn(|| {
+            for _ in 0..30 {
+                lab.send(&corpus.frames);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        run.signal(libc::SIGTERM);
+    });
+    let (code, _) = run.wait(Duration::from_secs(5));
+    assert_eq!(code, 0);
+    let doc = read_json(&path);
+    let counted = doc["totals"]["packets"].as_u64().unwrap();
+    assert!(counted > 0);
+    let errors: u64 = ["non_ip", "truncated", "bad_header"]
+        .iter()
+        .map(|r| doc["parse_errors"][r].as_u64().unwrap())
+        .sum();
+    let read: u64 = doc["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["packets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        read,
+        counted + errors,
+        "every frame read is counted or a parse error"
+    );
+    let sent: u64 = doc["talkers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["packets_sent"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        sent + doc["evicted_talkers"]["packets_sent"].as_u64().unwrap(),
+        counted
+    );
+}
+
+/// Summary lines a finished run printed.
+fn summary_lines(stdout: &str) -> usize {
+    stdout.lines().filter(|l| l.contains(" pkts ")).count()
+}
+
+#[test]
+fn a_symlinked_snapshot_target_is_refused_and_capture_keeps_running() {
+    let lab = Lab::new("hllink");
+    let victim = temp_file("victim.txt");
+    std::fs::write(&victim, b"keep me").unwrap();
+    let link = temp_file("link.json");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let run = Running::start(headless(&lab, &link, &["--duration", "3"]));
+    lab.send(&corpus::standard().frames);
+    let (code, stdout, err) = run.finish();
+    let refusals = err
+        .lines()
+        .filter(|l| l.contains("symbolic link") && l.contains("capture continues"))
+        .count();
+    assert!(refusals >= 2, "{err}");
+    assert!(
+        summary_lines(&stdout) >= 4,
+        "capture stopped early: {stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains(" 42 pkts "),
+        "{stdout}"
+    );
+    assert_eq!(code, Some(1), "the final write failed too");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    let link_meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(link_meta.file_type().is_symlink());
+}
+
+#[test]
+fn an_unwritable_snapshot_path_is_an_error_and_capture_keeps_running() {
+    let lab = Lab::new("hlro");
+    let path = Path::new("/proc/tc-no-such-dir/snap.json");
+    let run = Running::start(headless(&lab, path, &["--duration", "3"]));
+    let (code, stdout, err) = run.finish();
+    let failures = err
+        .lines()
+        .filter(|l| l.contains("writing snapshot /proc/tc-no-such-dir/snap.json"))
+        .count();
+    assert!(failures >= 2, "{err}");
+    assert!(
+        summary_lines(&stdout) >= 4,
+        "capture stopped early: {stdout}"
+    );
+    assert_eq!(code, Some(1));
 }
