@@ -14,7 +14,7 @@ TARGET_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 RUNNER_VAR := CARGO_TARGET_$(shell echo '$(TARGET_TRIPLE)' | tr 'a-z-' 'A-Z_')_RUNNER
 RUNNER := $(if $(ROOT),,$(RUNNER_VAR)="sudo -E")
 
-.PHONY: setup build run test bench lint fmt clean ebpf
+.PHONY: setup build run test bench lint fmt clean ebpf fuzz
 
 ## setup: install the Debian packages above (skipped when all are present)
 setup:
@@ -50,6 +50,19 @@ bench:
 	$(CARGO) bench -p traffic-counter-capture --bench hot_path
 	$(CARGO) bench -p traffic-counter --bench tick
 	$(SUDO) bench/system.sh 10 target/bench/system.md
+
+## fuzz: run each cargo-fuzz target for FUZZ_SECONDS from the committed seeds (stable Rust,
+## so libFuzzer coverage without a sanitizer); new inputs go to target/fuzz-corpus
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := parse_and_count classic_rules
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --version 0.13.2
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz-corpus/$$t && \
+	  (cd fuzz && $(CARGO) fuzz run -s none $$t ../target/fuzz-corpus/$$t seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | \
+	    grep -E 'Done|stat::number_of_executed_units|crash|panicked|ERROR') || exit 1; \
+	done
 
 ## lint: formatting check and clippy with warnings as errors
 lint:
