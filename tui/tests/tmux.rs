@@ -215,7 +215,7 @@ fn exit_status(file: &Path) -> String {
 }
 
 #[test]
-fn ctrl_c_and_sigterm_restore_the_terminal() {
+fn ctrl_c_and_sigterm_under_load_restore_the_terminal() {
     let lab = Lab::new("tmuxsig");
     let dir = scratch_named("sig");
     for how in ["ctrl-c", "sigterm"] {
@@ -236,17 +236,26 @@ fn ctrl_c_and_sigterm_restore_the_terminal() {
                 .trim(),
             "1"
         );
-        if how == "ctrl-c" {
-            tmux.keys(&["C-c"]);
-        } else {
-            let pid: i32 = std::fs::read_to_string(&pid_file)
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-            // SAFETY: kill(2) on the UI's pid, which this test started.
-            assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        }
+        // Under load: frames keep arriving (bounded: 20 rounds of the standard corpus) while
+        // the signal lands.
+        let corpus = corpus::standard();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..20 {
+                    lab.send(&corpus.frames);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            if how == "ctrl-c" {
+                tmux.keys(&["C-c"]);
+            } else {
+                let pid = std::fs::read_to_string(&pid_file).unwrap();
+                let pid: i32 = pid.trim().parse().unwrap();
+                // SAFETY: kill(2) on the UI's pid, which this test started.
+                assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+            }
+        });
         assert_eq!(exit_status(&exit_file), "0", "{how}");
         assert_eq!(
             tmux.run(&["display-message", "-p", "-t", "ui", "#{alternate_on}"])
