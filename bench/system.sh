@@ -50,8 +50,8 @@ hz=$(getconf CLK_TCK)
 
 mkdir -p "$(dirname "$OUT")"
 {
-  echo "| offered rate | offered frames | accounted | ring drops | monitor CPU ns/frame | peak RSS beyond rings |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  echo "| offered rate | offered frames | accounted | ring drops | monitor CPU ns/frame | peak RSS beyond rings | tables + evicted = totals |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | --- |"
 } > "$OUT"
 
 for rate in "${RATES[@]}"; do
@@ -88,7 +88,15 @@ drops = sum(w["ring_drops"] for w in d["workers"])
 ring = d["ring"]["block_size"] * d["ring"]["block_count"] * len(d["workers"])
 ns = ticks * 1e9 / hz / max(offered, 1)
 label = "full (%d pps)" % (offered / secs) if rate == "full" else "%s pps" % rate
-print("| %s | %d | %d | %d | %.0f | %.1f MiB |" % (label, offered, read + rejects, drops, ns, (hwm_kib * 1024 - ring) / 2**20))
+total = d["totals"]["packets"]
+et, ef = d["evicted_talkers"], d["evicted_flows"]
+sums_hold = (
+    sum(t["packets_sent"] for t in d["talkers"]) + et["packets_sent"] == total
+    and sum(t["packets_received"] for t in d["talkers"]) + et["packets_received"] == total
+    and sum(f["packets_a_to_b"] + f["packets_b_to_a"] for f in d["flows"]) + ef["packets"] == total
+)
+sums = "yes (%d talkers, %d flows evicted)" % (et["entries"], ef["entries"]) if sums_hold else "NO"
+print("| %s | %d | %d | %d | %.0f | %.1f MiB | %s |" % (label, offered, read + rejects, drops, ns, (hwm_kib * 1024 - ring) / 2**20, sums))
 PY
 done
 

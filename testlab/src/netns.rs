@@ -133,30 +133,9 @@ pub struct PacketSender {
 impl PacketSender {
     /// Opens the socket on `ifname` in the calling thread's namespace.
     pub fn open(ifname: &str) -> Self {
-        use std::os::fd::FromRawFd;
-        // SAFETY: plain socket(2) call.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
-        // SAFETY: `raw` is a fresh, owned descriptor.
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
-        let name = std::ffi::CString::new(ifname).unwrap();
-        // SAFETY: `name` is a valid C string.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        assert!(ifindex > 0, "no interface {ifname}");
-        // SAFETY: sockaddr_ll is plain data; zero is valid.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = ifindex as i32;
-        // SAFETY: the pointer and length describe `addr`.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const addr).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
-        Self { fd }
+        Self {
+            fd: packet_socket(ifname, 0, |_| {}),
+        }
     }
 
     /// Sends one frame, exactly as given.
@@ -181,32 +160,9 @@ impl PacketReceiver {
     /// Opens a socket on `ifname` in the calling thread's namespace, lets `attach` put a filter
     /// on it while it still receives nothing, then binds it.
     pub fn open(ifname: &str, attach: impl FnOnce(std::os::fd::BorrowedFd<'_>)) -> Self {
-        use std::os::fd::{AsFd, FromRawFd};
-        // SAFETY: plain socket(2) call; protocol 0 receives nothing until bind.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
-        // SAFETY: `raw` is a fresh, owned descriptor.
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
-        attach(fd.as_fd());
-        let name = std::ffi::CString::new(ifname).unwrap();
-        // SAFETY: `name` is a valid C string.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        assert!(ifindex > 0, "no interface {ifname}");
-        // SAFETY: sockaddr_ll is plain data; zero is valid.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        addr.sll_ifindex = ifindex as i32;
-        // SAFETY: the pointer and length describe `addr`.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const addr).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
-        Self { fd }
+        Self {
+            fd: packet_socket(ifname, libc::ETH_P_ALL as u16, attach),
+        }
     }
 
     /// Frames waiting on the socket, without blocking.
@@ -229,6 +185,41 @@ impl PacketReceiver {
             frames.push(buf[..n as usize].to_vec());
         }
     }
+}
+
+/// An `AF_PACKET` raw socket bound to `ifname` for `protocol` (0: send only), with `attach`
+/// run on it before the bind.
+fn packet_socket(
+    ifname: &str,
+    protocol: u16,
+    attach: impl FnOnce(std::os::fd::BorrowedFd<'_>),
+) -> std::os::fd::OwnedFd {
+    use std::os::fd::{AsFd, FromRawFd};
+    // SAFETY: plain socket(2) call; protocol 0 receives nothing until bind.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: `raw` is a fresh, owned descriptor.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+    attach(fd.as_fd());
+    let name = std::ffi::CString::new(ifname).unwrap();
+    // SAFETY: `name` is a valid C string.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    assert!(ifindex > 0, "no interface {ifname}");
+    // SAFETY: sockaddr_ll is plain data; zero is valid.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = protocol.to_be();
+    addr.sll_ifindex = ifindex as i32;
+    // SAFETY: the pointer and length describe `addr`.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const addr).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+    fd
 }
 
 fn ip(args: &[&str]) {

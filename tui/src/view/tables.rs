@@ -152,21 +152,15 @@ pub(super) fn talkers(app: &App, area: Rect, buf: &mut Buffer) {
             app.talkers.offset + n == app.talkers.selected,
         )
     });
-    let header = header_row(
-        chosen
-            .iter()
-            .map(|&c| marked(talker_header(TALKER_COLUMNS[c]), c, &app.talkers))
-            .collect(),
-    );
+    let names = chosen
+        .iter()
+        .map(|&c| marked(talker_header(TALKER_COLUMNS[c]), c, &app.talkers));
     let title = format!(
         " Talkers {}/{} ",
         rows_shown(total, app.talkers.selected),
         total
     );
-    Table::new(rows, chosen.iter().map(|&c| Constraint::Length(widths[c])))
-        .header(header)
-        .block(table_block(title))
-        .render(area, buf);
+    draw(rows, (&chosen, &widths), names.collect(), title, area, buf);
 }
 
 pub(super) fn flows(app: &App, area: Rect, buf: &mut Buffer) {
@@ -239,19 +233,28 @@ pub(super) fn flows(app: &App, area: Rect, buf: &mut Buffer) {
             });
             selectable(Row::new(cells), app.flows.offset + n == app.flows.selected)
         });
-    let header = header_row(
-        chosen
-            .iter()
-            .map(|&c| marked(flow_header(FLOW_COLUMNS[c]), c, &app.flows))
-            .collect(),
-    );
+    let names = chosen
+        .iter()
+        .map(|&c| marked(flow_header(FLOW_COLUMNS[c]), c, &app.flows));
     let title = format!(
         " Flows {}/{} ",
         rows_shown(total, app.flows.selected),
         total
     );
+    draw(rows, (&chosen, &widths), names.collect(), title, area, buf);
+}
+
+/// Draws a table of the `chosen` columns (of `widths`) under a titled top border.
+fn draw<'a>(
+    rows: impl IntoIterator<Item = Row<'a>>,
+    (chosen, widths): (&[usize], &[u16]),
+    names: Vec<String>,
+    title: String,
+    area: Rect,
+    buf: &mut Buffer,
+) {
     Table::new(rows, chosen.iter().map(|&c| Constraint::Length(widths[c])))
-        .header(header)
+        .header(header_row(names))
         .block(table_block(title))
         .render(area, buf);
 }
