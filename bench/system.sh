@@ -100,4 +100,19 @@ print("| %s | %d | %d | %d | %.0f | %.1f MiB | %s |" % (label, offered, read + r
 PY
 done
 
+# Idle: the same monitor with no traffic at all.
+ip netns exec "$CAP" "$BIN" --headless -i tc0 --workers 2 --cpus 0,1 --flows \
+  --max-talkers 50000 --max-flows 50000 > /dev/null 2> "$WORK/err-idle.txt" &
+MONITOR_PID=$!
+sleep 2
+cpu0=$(cpu_ticks "$MONITOR_PID")
+sleep "$SECS"
+cpu1=$(cpu_ticks "$MONITOR_PID")
+kill -TERM "$MONITOR_PID"
+wait "$MONITOR_PID" || true
+MONITOR_PID=
+awk -v t=$((cpu1 - cpu0)) -v hz="$hz" -v s="$SECS" 'BEGIN {
+  printf "\nIdle, no traffic: %d ms of CPU in %d s = %.2f%% of a core (clock ticks of %d ms).\n",
+    t * 1000 / hz, s, t * 100 / hz / s, 1000 / hz }' >> "$OUT"
+
 cat "$OUT"
