@@ -93,9 +93,45 @@ fn rate(r: &traffic_counter_capture::snapshot::WindowRates, w: usize) -> f64 {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Query {
     text: String,
-    cidr: Option<IpNet>,
+    cidr: Option<Prefix>,
     port: Option<u16>,
     proto: Option<u8>,
+}
+
+/// A CIDR as a family and a (network, mask) pair of words, so testing a row is two
+/// instructions rather than `IpNet::contains` on an enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Prefix {
+    v6: bool,
+    network: u128,
+    mask: u128,
+}
+
+impl Prefix {
+    fn new(net: IpNet) -> Self {
+        let (v6, bits, len, width) = match net {
+            IpNet::V4(n) => (false, u128::from(n.network().to_bits()), n.prefix_len(), 32),
+            IpNet::V6(n) => (true, n.network().to_bits(), n.prefix_len(), 128),
+        };
+        let host_bits = u32::from(width - len);
+        let mask = if host_bits >= 128 {
+            0
+        } else {
+            (u128::MAX << host_bits) & (u128::MAX >> (128 - u32::from(width)))
+        };
+        Self {
+            v6,
+            network: bits & mask,
+            mask,
+        }
+    }
+
+    fn contains(self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(v4) => !self.v6 && u128::from(v4.to_bits()) & self.mask == self.network,
+            IpAddr::V6(v6) => self.v6 && v6.to_bits() & self.mask == self.network,
+        }
+    }
 }
 
 impl Query {
@@ -105,7 +141,8 @@ impl Query {
         let cidr = text
             .contains('/')
             .then(|| text.parse::<IpNet>().ok())
-            .flatten();
+            .flatten()
+            .map(Prefix::new);
         let port = text.parse::<u16>().ok();
         let proto = (0..=255u8).find(|&p| proto::name(p) == Some(text.as_str()));
         Self {
@@ -127,8 +164,8 @@ impl Query {
     }
 
     fn address(&self, ip: IpAddr) -> bool {
-        if let Some(net) = self.cidr {
-            return net.contains(&ip);
+        if let Some(prefix) = self.cidr {
+            return prefix.contains(ip);
         }
         let mut buf = StackText::default();
         let _ = write!(buf, "{ip}");
@@ -484,6 +521,14 @@ mod tests {
         assert!(Query::new("0.2").talker(&t4) && !Query::new("0.2").talker(&t6));
         assert!(Query::new("198.18.0.0/24").talker(&t4));
         assert!(!Query::new("198.18.1.0/24").talker(&t4));
+        assert!(Query::new("0.0.0.0/0").talker(&t4) && !Query::new("0.0.0.0/0").talker(&t6));
+        assert!(Query::new("::/0").talker(&t6) && Query::new("2001:db8::7/128").talker(&t6));
+        assert!(
+            Query::new("198.18.0.2/32").talker(&t4) && !Query::new("198.18.0.3/32").talker(&t4)
+        );
+        assert!(
+            Query::new("2001:db8::/33").talker(&t6) && !Query::new("2001:db9::/32").talker(&t6)
+        );
         assert!(Query::new("DB8::7").talker(&t6));
         let flow = Flow {
             proto: 17,
@@ -503,7 +548,7 @@ mod tests {
         for text in ["udp", "53", "4000", "198.18.0.1", "198.18.0.0/30"] {
             assert!(Query::new(text).flow(&flow), "{text}");
         }
-        for text in ["tcp", "54", "198.18.0.9", "2001:db8::/32"] {
+        for text in ["tcp", "54", "198.18.0.9", "2001:db8::/32", "198.18.0.4/30"] {
             assert!(!Query::new(text).flow(&flow), "{text}");
         }
     }
