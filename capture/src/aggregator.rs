@@ -15,7 +15,9 @@ use crate::config::RingGeometry;
 use crate::counters::{Direction, FlowKey, Tally};
 use crate::history::{History, WINDOWS};
 use crate::parse::Addr;
-use crate::snapshot::{FanoutInfo, FilterStatus, Flow, Snapshot, Talker, Totals, WindowRates};
+use crate::snapshot::{
+    FanoutInfo, FilterStatus, Flow, Snapshot, Talker, Timestamp, Totals, WindowRates,
+};
 use crate::stats::{ParseErrors, WorkerStats};
 use crate::table::{BoundedTable, FlowEntry, TalkerEntry};
 use crate::worker::Message;
@@ -283,7 +285,7 @@ impl RateScale {
 
     fn apply(&self, sums: [[u64; 2]; 3], series: usize) -> WindowRates {
         WindowRates(std::array::from_fn(|w| {
-            sums[w][series] as f64 / self.seconds[w]
+            (sums[w][series] as f64 / self.seconds[w]) as f32
         }))
     }
 
@@ -293,8 +295,8 @@ impl RateScale {
     }
 }
 
-fn time(ns: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_nanos(ns)
+fn time(ns: u64) -> Timestamp {
+    Timestamp(ns)
 }
 
 fn talker(ip: Addr, e: &TalkerEntry, rates: &RateScale) -> Talker {

@@ -16,8 +16,46 @@ use crate::parse::proto;
 use crate::stats::{ParseErrors, WorkerStats};
 
 /// Rates over the 2 s, 10 s and 40 s windows, per second.
+///
+/// Stored as `f32`: display precision is plenty, and a million talkers' rows stay small
+/// enough for the terminal UI to rank them within a tick.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct WindowRates(pub [f64; 3]);
+pub struct WindowRates(pub [f32; 3]);
+
+impl WindowRates {
+    /// The rate over window 0 (2 s), 1 (10 s) or 2 (40 s); 0 for any other index.
+    pub fn get(&self, window: usize) -> f64 {
+        self.0.get(window).map_or(0.0, |&r| f64::from(r))
+    }
+}
+
+/// A packet time: nanoseconds since the Unix epoch, as the ring reports it.
+///
+/// Eight bytes where `SystemTime` takes sixteen; serialised as RFC 3339 like `SystemTime`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// The same instant as a `SystemTime`.
+    pub fn to_system_time(self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(self.0)
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(t: SystemTime) -> Self {
+        Self(
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        )
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        rfc3339(&self.to_system_time(), s)
+    }
+}
 
 impl Serialize for WindowRates {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -74,11 +112,9 @@ pub struct Talker {
     /// Bytes it received.
     pub bytes_received: u64,
     /// When it was first seen.
-    #[serde(serialize_with = "rfc3339")]
-    pub first_seen: SystemTime,
+    pub first_seen: Timestamp,
     /// When it was last seen.
-    #[serde(serialize_with = "rfc3339")]
-    pub last_seen: SystemTime,
+    pub last_seen: Timestamp,
     /// Bytes per second sent over each window.
     pub sent_bytes_per_sec: WindowRates,
     /// Bytes per second received over each window.
@@ -108,11 +144,9 @@ pub struct Flow {
     /// Bytes from b to a.
     pub bytes_b_to_a: u64,
     /// When it was first seen.
-    #[serde(serialize_with = "rfc3339")]
-    pub first_seen: SystemTime,
+    pub first_seen: Timestamp,
     /// When it was last seen.
-    #[serde(serialize_with = "rfc3339")]
-    pub last_seen: SystemTime,
+    pub last_seen: Timestamp,
     /// Bytes per second from a to b over each window.
     pub a_to_b_bytes_per_sec: WindowRates,
     /// Bytes per second from b to a over each window.
@@ -283,7 +317,7 @@ impl Talker {
 }
 
 fn rate(r: WindowRates, window: usize) -> f64 {
-    r.0.get(window).copied().unwrap_or(0.0)
+    r.get(window)
 }
 
 /// The first `limit` items of `items` in `cmp` order, without sorting the rest.
@@ -310,8 +344,8 @@ mod tests {
             bytes_sent: sent,
             packets_received: 0,
             bytes_received: 0,
-            first_seen: SystemTime::UNIX_EPOCH,
-            last_seen: SystemTime::UNIX_EPOCH,
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(0),
             sent_bytes_per_sec: WindowRates::default(),
             received_bytes_per_sec: WindowRates::default(),
         }
@@ -348,8 +382,8 @@ mod tests {
                 bytes_a_to_b: 0,
                 packets_b_to_a: 0,
                 bytes_b_to_a: 0,
-                first_seen: SystemTime::UNIX_EPOCH,
-                last_seen: SystemTime::UNIX_EPOCH + Duration::from_millis(1500),
+                first_seen: Timestamp(0),
+                last_seen: Timestamp(1_500_000_000),
                 a_to_b_bytes_per_sec: WindowRates::default(),
                 b_to_a_bytes_per_sec: WindowRates::default(),
             };

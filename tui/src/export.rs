@@ -64,8 +64,8 @@ pub fn csv(app: &App, s: &Snapshot) -> String {
                     let _ = write!(
                         out,
                         ",{:.0},{:.0}",
-                        t.sent_bytes_per_sec.0[w] * 8.0,
-                        t.received_bytes_per_sec.0[w] * 8.0
+                        t.sent_bytes_per_sec.get(w) * 8.0,
+                        t.received_bytes_per_sec.get(w) * 8.0
                     );
                 }
                 out.push('\n');

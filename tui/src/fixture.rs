@@ -17,15 +17,15 @@ pub fn now() -> SystemTime {
 }
 
 /// A talker sending `sent` bytes/s and receiving `received` bytes/s for the last 40 s.
-pub fn talker(ip: IpAddr, sent: f64, received: f64, idle_secs: u64) -> Talker {
+pub fn talker(ip: IpAddr, sent: f32, received: f32, idle_secs: u64) -> Talker {
     Talker {
         ip,
         packets_sent: (sent * 40.0 / 500.0) as u64,
         bytes_sent: (sent * 40.0) as u64,
         packets_received: (received * 40.0 / 500.0) as u64,
         bytes_received: (received * 40.0) as u64,
-        first_seen: now() - Duration::from_secs(300),
-        last_seen: now() - Duration::from_secs(idle_secs),
+        first_seen: (now() - Duration::from_secs(300)).into(),
+        last_seen: (now() - Duration::from_secs(idle_secs)).into(),
         sent_bytes_per_sec: WindowRates([sent, sent * 0.9, sent * 0.8]),
         received_bytes_per_sec: WindowRates([received, received * 0.9, received * 0.8]),
     }
@@ -36,8 +36,8 @@ pub fn flow(
     proto: u8,
     a: (IpAddr, Option<u16>),
     b: (IpAddr, Option<u16>),
-    ab: f64,
-    ba: f64,
+    ab: f32,
+    ba: f32,
 ) -> Flow {
     Flow {
         proto,
@@ -49,8 +49,8 @@ pub fn flow(
         bytes_a_to_b: (ab * 40.0) as u64,
         packets_b_to_a: (ba * 40.0 / 500.0) as u64,
         bytes_b_to_a: (ba * 40.0) as u64,
-        first_seen: now() - Duration::from_secs(120),
-        last_seen: now() - Duration::from_secs(1),
+        first_seen: (now() - Duration::from_secs(120)).into(),
+        last_seen: (now() - Duration::from_secs(1)).into(),
         a_to_b_bytes_per_sec: WindowRates([ab, ab * 0.9, ab * 0.8]),
         b_to_a_bytes_per_sec: WindowRates([ba, ba * 0.9, ba * 0.8]),
     }
@@ -83,8 +83,8 @@ pub fn snapshot(talkers: Vec<Talker>, flows: Vec<Flow>) -> Snapshot {
         totals: Totals {
             packets,
             bytes,
-            packets_per_sec: WindowRates([packets as f64 / 40.0; 3]),
-            bytes_per_sec: WindowRates([bytes as f64 / 40.0; 3]),
+            packets_per_sec: WindowRates([packets as f32 / 40.0; 3]),
+            bytes_per_sec: WindowRates([bytes as f32 / 40.0; 3]),
         },
         workers: vec![worker(0), worker(1)],
         parse_errors: ParseErrors {
@@ -183,7 +183,7 @@ pub fn many_talkers(n: u32) -> Snapshot {
                 o[12..].copy_from_slice(&i.to_be_bytes());
                 IpAddr::from(o)
             };
-            let r = f64::from(i.wrapping_mul(2_654_435_761) % 1_000_000);
+            let r = (i.wrapping_mul(2_654_435_761) % 1_000_000) as f32;
             talker(ip, r, r / 3.0, u64::from(i % 90))
         })
         .collect();

@@ -16,6 +16,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
+use traffic_counter_capture::snapshot::Timestamp;
 
 use crate::app::{App, View};
 
@@ -79,9 +80,12 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
-/// How long before `now` a time was.
-pub fn ago(then: SystemTime, now: SystemTime) -> String {
-    duration(now.duration_since(then).unwrap_or_default())
+/// How long before `now` a packet time was.
+pub fn ago(then: Timestamp, now: SystemTime) -> String {
+    duration(
+        now.duration_since(then.to_system_time())
+            .unwrap_or_default(),
+    )
 }
 
 /// An address with its port, IPv6 bracketed: `198.18.0.1:53`, `[2001:db8::1]:53`.

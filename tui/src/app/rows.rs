@@ -7,7 +7,6 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::time::SystemTime;
 
 use ipnet::IpNet;
 use traffic_counter_capture::parse::proto;
@@ -85,7 +84,7 @@ pub const FLOW_COLUMNS: [FlowColumn; 12] = [
 ];
 
 fn rate(r: &traffic_counter_capture::snapshot::WindowRates, w: usize) -> f64 {
-    r.0.get(w).copied().unwrap_or(0.0)
+    r.get(w)
 }
 
 /// A parsed `/` filter: the text matches a substring of an address, a CIDR, a port or a
@@ -272,11 +271,6 @@ fn rate_key(r: &traffic_counter_capture::snapshot::WindowRates, w: usize) -> u64
     rate(r, w).max(0.0).to_bits()
 }
 
-fn time_key(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 /// The sort key of a talker under `column`.
 pub fn talker_key(t: &Talker, column: TalkerColumn, order: Order, index: u32) -> Key {
     let value = match column {
@@ -285,7 +279,7 @@ pub fn talker_key(t: &Talker, column: TalkerColumn, order: Order, index: u32) ->
         TalkerColumn::Received(w) => rate_key(&t.received_bytes_per_sec, w),
         TalkerColumn::Packets => t.packets_sent + t.packets_received,
         TalkerColumn::Bytes | TalkerColumn::Share => t.bytes_sent + t.bytes_received,
-        TalkerColumn::LastSeen => time_key(t.last_seen),
+        TalkerColumn::LastSeen => t.last_seen.0,
     };
     order.key(value, t.ip, index)
 }
@@ -300,7 +294,7 @@ pub fn flow_key(f: &Flow, column: FlowColumn, order: Order, index: u32) -> Key {
         FlowColumn::BToA(w) => rate_key(&f.b_to_a_bytes_per_sec, w),
         FlowColumn::Packets => f.packets_a_to_b + f.packets_b_to_a,
         FlowColumn::Bytes => f.bytes_a_to_b + f.bytes_b_to_a,
-        FlowColumn::LastSeen => time_key(f.last_seen),
+        FlowColumn::LastSeen => f.last_seen.0,
     };
     order.key(value, flow_address(f, column), index)
 }
@@ -443,11 +437,10 @@ pub fn flow_window(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use std::cmp::Ordering;
 
-    use traffic_counter_capture::snapshot::WindowRates;
+    use traffic_counter_capture::snapshot::{Timestamp, WindowRates};
 
     use super::*;
 
@@ -458,9 +451,9 @@ mod tests {
             bytes_sent: sent,
             packets_received: 0,
             bytes_received: 0,
-            first_seen: SystemTime::UNIX_EPOCH,
-            last_seen: SystemTime::UNIX_EPOCH + Duration::from_secs(sent),
-            sent_bytes_per_sec: WindowRates([sent as f64, 0.0, 0.0]),
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(sent * 1_000_000_000),
+            sent_bytes_per_sec: WindowRates([sent as f32, 0.0, 0.0]),
             received_bytes_per_sec: WindowRates::default(),
         }
     }
@@ -540,8 +533,8 @@ mod tests {
             bytes_a_to_b: 1,
             packets_b_to_a: 0,
             bytes_b_to_a: 0,
-            first_seen: SystemTime::UNIX_EPOCH,
-            last_seen: SystemTime::UNIX_EPOCH,
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(0),
             a_to_b_bytes_per_sec: WindowRates::default(),
             b_to_a_bytes_per_sec: WindowRates::default(),
         };

@@ -34,16 +34,16 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         let segments = [
             format!(
                 "  2s {} {} pps",
-                units::rate(t.bytes_per_sec.0[0], app.units),
-                units::count(t.packets_per_sec.0[0])
+                units::rate(t.bytes_per_sec.get(0), app.units),
+                units::count(t.packets_per_sec.get(0))
             ),
             format!(
                 "  cum {} pkts {}",
                 units::count(t.packets as f64),
                 units::bytes(t.bytes)
             ),
-            format!("  10s {}", units::rate(t.bytes_per_sec.0[1], app.units)),
-            format!("  40s {}", units::rate(t.bytes_per_sec.0[2], app.units)),
+            format!("  10s {}", units::rate(t.bytes_per_sec.get(1), app.units)),
+            format!("  40s {}", units::rate(t.bytes_per_sec.get(2), app.units)),
         ];
         let mut used = 5;
         for segment in segments {

@@ -133,9 +133,9 @@ pub(super) fn talkers(app: &App, area: Rect, buf: &mut Buffer) {
         let cells = chosen.iter().map(|&c| -> Cell<'static> {
             let text = match TALKER_COLUMNS[c] {
                 TalkerColumn::Address => t.ip.to_string(),
-                TalkerColumn::Sent(w) => units::rate_cell(t.sent_bytes_per_sec.0[w], app.units),
+                TalkerColumn::Sent(w) => units::rate_cell(t.sent_bytes_per_sec.get(w), app.units),
                 TalkerColumn::Received(w) => {
-                    units::rate_cell(t.received_bytes_per_sec.0[w], app.units)
+                    units::rate_cell(t.received_bytes_per_sec.get(w), app.units)
                 }
                 TalkerColumn::Packets => units::count((t.packets_sent + t.packets_received) as f64),
                 TalkerColumn::Bytes => units::bytes_cell(t.bytes_sent + t.bytes_received),
@@ -221,8 +221,12 @@ pub(super) fn flows(app: &App, area: Rect, buf: &mut Buffer) {
                     }
                     FlowColumn::A => a.clone(),
                     FlowColumn::B => b.clone(),
-                    FlowColumn::AToB(w) => units::rate_cell(f.a_to_b_bytes_per_sec.0[w], app.units),
-                    FlowColumn::BToA(w) => units::rate_cell(f.b_to_a_bytes_per_sec.0[w], app.units),
+                    FlowColumn::AToB(w) => {
+                        units::rate_cell(f.a_to_b_bytes_per_sec.get(w), app.units)
+                    }
+                    FlowColumn::BToA(w) => {
+                        units::rate_cell(f.b_to_a_bytes_per_sec.get(w), app.units)
+                    }
                     FlowColumn::Packets => {
                         units::count((f.packets_a_to_b + f.packets_b_to_a) as f64)
                     }
@@ -327,8 +331,8 @@ fn flows_stacked(
                     format!("{b} <=").into(),
                 ])),
                 2..=4 => two(
-                    units::rate_cell(f.a_to_b_bytes_per_sec.0[c - 2], app.units),
-                    units::rate_cell(f.b_to_a_bytes_per_sec.0[c - 2], app.units),
+                    units::rate_cell(f.a_to_b_bytes_per_sec.get(c - 2), app.units),
+                    units::rate_cell(f.b_to_a_bytes_per_sec.get(c - 2), app.units),
                 ),
                 5 => two(
                     units::bytes_cell(f.bytes_a_to_b),
