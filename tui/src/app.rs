@@ -383,48 +383,29 @@ impl App {
             self.flow_rows.clear();
             return;
         };
-        // The window pass also counts the rows; only if keeping the selection inside them
-        // moves the window is it taken again.
         match self.view {
             View::Talkers => {
                 let (column, desc) = (self.talker_sort(), self.talkers.descending);
-                let mut take = |offset| {
+                let (total, window) = windowed(&mut self.talkers, page, |offset| {
+                    let range = (offset, page);
                     rows::talker_window(
                         &s.talkers,
                         &self.filter,
                         column,
                         desc,
-                        (offset, page),
+                        range,
                         &mut self.keys,
                     )
-                };
-                let before = self.talkers.offset;
-                let (total, mut window) = take(before);
-                clamp(&mut self.talkers, total, page);
-                if self.talkers.offset != before {
-                    window = take(self.talkers.offset).1;
-                }
+                });
                 self.rows[0] = total;
                 self.talker_rows = window;
             }
             View::Flows => {
                 let (column, desc) = (self.flow_sort(), self.flows.descending);
-                let mut take = |offset| {
-                    rows::flow_window(
-                        &s.flows,
-                        &self.filter,
-                        column,
-                        desc,
-                        (offset, page),
-                        &mut self.keys,
-                    )
-                };
-                let before = self.flows.offset;
-                let (total, mut window) = take(before);
-                clamp(&mut self.flows, total, page);
-                if self.flows.offset != before {
-                    window = take(self.flows.offset).1;
-                }
+                let (total, window) = windowed(&mut self.flows, page, |offset| {
+                    let range = (offset, page);
+                    rows::flow_window(&s.flows, &self.filter, column, desc, range, &mut self.keys)
+                });
                 self.rows[1] = total;
                 self.flow_rows = window;
             }
@@ -456,6 +437,23 @@ impl App {
             ));
             Effect::None
         }
+    }
+}
+
+/// Takes a table's window at its offset; the same pass counts its rows. Only if keeping the
+/// selection inside them moves the window is it taken again.
+fn windowed(
+    table: &mut TableState,
+    page: usize,
+    mut take: impl FnMut(usize) -> (usize, Vec<usize>),
+) -> (usize, Vec<usize>) {
+    let before = table.offset;
+    let (total, window) = take(before);
+    clamp(table, total, page);
+    if table.offset == before {
+        (total, window)
+    } else {
+        (total, take(table.offset).1)
     }
 }
 
