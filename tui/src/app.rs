@@ -4,6 +4,7 @@
 //! returns an [`Effect`] for the event loop to carry out (writing a file, editing the filter),
 //! whose outcome comes back as another action. Views only read an `&App`.
 
+pub mod query;
 pub mod rows;
 
 use std::net::IpAddr;
@@ -12,7 +13,8 @@ use std::sync::Arc;
 use traffic_counter_capture::Snapshot;
 use traffic_counter_capture::snapshot::FilterKind;
 
-use self::rows::{FLOW_COLUMNS, FlowColumn, Query, TALKER_COLUMNS, TalkerColumn};
+use self::query::Query;
+use self::rows::{FLOW_COLUMNS, FlowColumn, TALKER_COLUMNS, TalkerColumn};
 
 /// Which table is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
