@@ -80,7 +80,7 @@ impl Aggregator {
             started: Instant::now(),
             packets: 0,
             bytes: 0,
-            totals_history: History::new(0),
+            totals_history: History::new(),
             worker_packets_at_last_tick: vec![0; n],
             exited: vec![false; n],
             acked: vec![0; n],
@@ -295,10 +295,6 @@ impl RateScale {
     }
 }
 
-fn time(ns: u64) -> Timestamp {
-    Timestamp(ns)
-}
-
 fn talker(ip: Addr, e: &TalkerEntry, rates: &RateScale) -> Talker {
     let (sent, received) = rates.of(&e.history);
     let c = &e.counts;
@@ -308,8 +304,8 @@ fn talker(ip: Addr, e: &TalkerEntry, rates: &RateScale) -> Talker {
         bytes_sent: c.bytes_sent,
         packets_received: c.packets_received,
         bytes_received: c.bytes_received,
-        first_seen: time(c.first_ns),
-        last_seen: time(c.last_ns),
+        first_seen: Timestamp(c.first_ns),
+        last_seen: Timestamp(c.last_ns),
         sent_bytes_per_sec: sent,
         received_bytes_per_sec: received,
     }
@@ -334,8 +330,8 @@ fn flow(key: &FlowKey, e: &FlowEntry, rates: &RateScale) -> Flow {
         bytes_a_to_b: c.bytes[ab],
         packets_b_to_a: c.packets[ba],
         bytes_b_to_a: c.bytes[ba],
-        first_seen: time(c.first_ns),
-        last_seen: time(c.last_ns),
+        first_seen: Timestamp(c.first_ns),
+        last_seen: Timestamp(c.last_ns),
         a_to_b_bytes_per_sec: ab_rate,
         b_to_a_bytes_per_sec: ba_rate,
     }

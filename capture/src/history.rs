@@ -39,7 +39,7 @@ fn saturate(bytes: u64) -> u32 {
 
 impl<const N: usize> History<N> {
     /// An empty history.
-    pub fn new(_tick: u32) -> Self {
+    pub fn new() -> Self {
         Self::Few {
             ticks: [0; INLINE],
             bytes: [[0; N]; INLINE],
@@ -121,6 +121,12 @@ impl<const N: usize> History<N> {
     }
 }
 
+impl<const N: usize> Default for History<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<const N: usize> Ring<N> {
     fn add(&mut self, tick: u32, series: usize, bytes: u64) {
         if tick > self.last_tick {
@@ -165,7 +171,7 @@ mod tests {
 
     #[test]
     fn windows_sum_the_right_ticks() {
-        let mut h = History::<2>::new(0);
+        let mut h = History::<2>::new();
         for tick in 0..50 {
             h.add(tick, 0, 10);
             h.add(tick, 1, u64::from(tick));
@@ -178,7 +184,7 @@ mod tests {
 
     #[test]
     fn few_ticks_stay_inline_and_agree_with_the_ring() {
-        let mut few = History::<2>::new(0);
+        let mut few = History::<2>::new();
         for (tick, b) in [(5, 10), (5, 1), (7, 20), (30, 5)] {
             few.add(tick, 0, b);
         }
@@ -189,7 +195,7 @@ mod tests {
         assert!(matches!(few, History::Ring(_)));
         assert_eq!(few.window_sums(31), [[5, 4], [5, 4], [36, 4]]);
         // Old inline records make room instead of spilling.
-        let mut h = History::<1>::new(0);
+        let mut h = History::<1>::new();
         for tick in [1, 2, 3, 100] {
             h.add(tick, 0, 1);
         }
@@ -199,7 +205,7 @@ mod tests {
 
     #[test]
     fn idle_ticks_count_as_zero_and_old_slots_are_cleared() {
-        let mut h = History::<1>::new(5);
+        let mut h = History::<1>::new();
         h.add(5, 0, 7);
         assert_eq!(h.window_sums(5), [[7], [7], [7]]);
         assert_eq!(h.window_sums(7), [[0], [7], [7]]);

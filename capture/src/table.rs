@@ -131,19 +131,26 @@ pub(crate) struct TalkerEntry {
     pub(crate) history: History<2>,
 }
 
+impl TalkerEntry {
+    /// Adds a delta's bytes to the rate history: sent as series 0, received as series 1.
+    fn record(&mut self, delta: &TalkerDelta, tick: u32) {
+        self.history.add(tick, 0, delta.bytes_sent);
+        self.history.add(tick, 1, delta.bytes_received);
+    }
+}
+
 impl Entry for TalkerEntry {
     type Key = Addr;
     type Delta = TalkerDelta;
     type Evicted = EvictedTalkers;
 
     fn create(delta: &TalkerDelta, tick: u32) -> Self {
-        let mut history = History::new(tick);
-        history.add(tick, 0, delta.bytes_sent);
-        history.add(tick, 1, delta.bytes_received);
-        Self {
+        let mut entry = Self {
             counts: *delta,
-            history,
-        }
+            history: History::new(),
+        };
+        entry.record(delta, tick);
+        entry
     }
 
     fn merge(&mut self, delta: &TalkerDelta, tick: u32) {
@@ -154,8 +161,7 @@ impl Entry for TalkerEntry {
         c.bytes_received += delta.bytes_received;
         c.first_ns = c.first_ns.min(delta.first_ns);
         c.last_ns = c.last_ns.max(delta.last_ns);
-        self.history.add(tick, 0, delta.bytes_sent);
-        self.history.add(tick, 1, delta.bytes_received);
+        self.record(delta, tick);
     }
 
     fn evict_into(&self, evicted: &mut EvictedTalkers) {
@@ -175,19 +181,26 @@ pub(crate) struct FlowEntry {
     pub(crate) history: History<2>,
 }
 
+impl FlowEntry {
+    /// Adds a delta's bytes to the rate history, one series per direction index.
+    fn record(&mut self, delta: &FlowDelta, tick: u32) {
+        self.history.add(tick, 0, delta.bytes[0]);
+        self.history.add(tick, 1, delta.bytes[1]);
+    }
+}
+
 impl Entry for FlowEntry {
     type Key = FlowKey;
     type Delta = FlowDelta;
     type Evicted = EvictedFlows;
 
     fn create(delta: &FlowDelta, tick: u32) -> Self {
-        let mut history = History::new(tick);
-        history.add(tick, 0, delta.bytes[0]);
-        history.add(tick, 1, delta.bytes[1]);
-        Self {
+        let mut entry = Self {
             counts: *delta,
-            history,
-        }
+            history: History::new(),
+        };
+        entry.record(delta, tick);
+        entry
     }
 
     fn merge(&mut self, delta: &FlowDelta, tick: u32) {
@@ -196,13 +209,13 @@ impl Entry for FlowEntry {
             let i = dir.index();
             c.packets[i] += delta.packets[i];
             c.bytes[i] += delta.bytes[i];
-            self.history.add(tick, i, delta.bytes[i]);
         }
         if delta.first_ns < c.first_ns {
             c.first_ns = delta.first_ns;
             c.first_dir = delta.first_dir;
         }
         c.last_ns = c.last_ns.max(delta.last_ns);
+        self.record(delta, tick);
     }
 
     fn evict_into(&self, evicted: &mut EvictedFlows) {

@@ -155,11 +155,7 @@ pub(super) fn talkers(app: &App, area: Rect, buf: &mut Buffer) {
     let names = chosen
         .iter()
         .map(|&c| marked(talker_header(TALKER_COLUMNS[c]), c, &app.talkers));
-    let title = format!(
-        " Talkers {}/{} ",
-        rows_shown(total, app.talkers.selected),
-        total
-    );
+    let title = table_title("Talkers", total, app.talkers.selected);
     draw(rows, (&chosen, &widths), names.collect(), title, area, buf);
 }
 
@@ -240,11 +236,7 @@ pub(super) fn flows(app: &App, area: Rect, buf: &mut Buffer) {
     let names = chosen
         .iter()
         .map(|&c| marked(flow_header(FLOW_COLUMNS[c]), c, &app.flows));
-    let title = format!(
-        " Flows {}/{} ",
-        rows_shown(total, app.flows.selected),
-        total
-    );
+    let title = table_title("Flows", total, app.flows.selected);
     draw(rows, (&chosen, &widths), names.collect(), title, area, buf);
 }
 
@@ -346,19 +338,17 @@ fn flows_stacked(
             app.flows.offset + start + n == app.flows.selected,
         )
     });
-    let title = format!(
-        " Flows {}/{} ",
-        rows_shown(total, app.flows.selected),
-        total
-    );
+    let title = table_title("Flows", total, app.flows.selected);
     Table::new(rows, chosen.iter().map(|&c| Constraint::Length(widths[c])))
         .header(header)
         .block(table_block(title))
         .render(area, buf);
 }
 
-fn rows_shown(total: usize, selected: usize) -> usize {
-    if total == 0 { 0 } else { selected + 1 }
+/// ` Talkers 3/120 `: the selected row's position among the rows that pass the filter.
+fn table_title(name: &str, total: usize, selected: usize) -> String {
+    let at = if total == 0 { 0 } else { selected + 1 };
+    format!(" {name} {at}/{total} ")
 }
 
 fn right_unless_address(text: String, left: bool) -> Cell<'static> {
