@@ -1,23 +1,33 @@
 #![allow(missing_docs, clippy::unwrap_used)] // criterion_group! items; fixture setup may panic
-//! The per-frame hot path: parse one frame and count it into a worker's tally, flows on.
+//! The whole per-frame cost, and the per-tick cost, of counting.
 //!
-//! The frames are a realistic mix drawn from a pool of 1M distinct source addresses (131,072
-//! IPv4 in 198.18.0.0/15, the rest IPv6 in 2001:db8::/32) talking to 64 servers: 60% TCP,
-//! 35% UDP, 5% ICMP, 10% of them 802.1Q tagged, 64–1500 bytes on the wire. When a tally fills
-//! up it is swapped for a spare and cleared, as the aggregator would, and that cost is
-//! included. Criterion reports the time per frame.
+//! `per_frame/*`: parse one frame and count it into a worker's tally, flows on, including every
+//! eviction that causes and the tick's merge of the tally into the aggregate, amortised: every
+//! `TICK_FRAMES` frames (one worker's share of 500 kpps for a 1 s tick) the tally is merged and
+//! cleared, as the aggregator does. Tables have the default bounds (100k talkers, 100k flows) split
+//! across 2 workers. The frames are a realistic mix (60% TCP, 35% UDP, 5% ICMP, 10% of them
+//! 802.1Q tagged, 64–1500 bytes, IPv4 in 198.18.0.0/15 and IPv6 in 2001:db8::/32) drawn from a
+//! pool of 1k, 50k or 1M distinct sources, each with its own flow to one of 64 servers.
+//!
+//! `per_tick/*`: what the aggregator does once a tick under a random-source flood: merge N
+//! workers' full tallies of new keys into a full aggregate (evicting as it goes) and build the
+//! snapshot rows, at the default bounds (100k talkers, 100k flows).
 
 use std::hint::black_box;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use testlab::{Frame, L4};
-use traffic_counter_capture::counters::{TALLY_FLOWS, TALLY_TALKERS, Tally};
-use traffic_counter_capture::parse::parse_frame;
+use traffic_counter_capture::config::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_TALKERS};
+use traffic_counter_capture::counters::tally_capacity;
+use traffic_counter_capture::parse::{Addr, Packet, parse_frame, proto};
+use traffic_counter_capture::{Aggregate, Tally};
 
-const POOL: u32 = 1 << 20;
 const FRAMES: usize = 1 << 20;
 const BATCH: usize = 1 << 16;
+const TICK_FRAMES: u64 = 250_000;
+
 const SLOT: usize = 128;
 
 struct Mix {
@@ -51,18 +61,19 @@ fn server(i: u64, v6: bool) -> IpAddr {
     }
 }
 
-fn build_mix() -> Mix {
+fn build_mix(pool: u32) -> Mix {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut headers = vec![0u8; FRAMES * SLOT];
     let mut wire_len = Vec::with_capacity(FRAMES);
     for n in 0..FRAMES {
         let r = xorshift(&mut state);
-        let src = address((r % u64::from(POOL)) as u32);
-        let dst = server(r >> 20, src.is_ipv6());
-        let sport = (r >> 32) as u16 | 1024;
-        let l4 = match (r >> 48) % 100 {
-            0..60 => L4::Tcp(sport, 443),
-            60..95 => L4::Udp(sport, 53),
+        let i = (r % u64::from(pool)) as u32;
+        let src = address(i);
+        let dst = server(u64::from(i), src.is_ipv6());
+        let sport = (i as u16) | 1024;
+        let l4 = match i % 20 {
+            0..12 => L4::Tcp(sport, 443),
+            12..19 => L4::Udp(sport, 53),
             _ => L4::Echo,
         };
         let mut frame = Frame::ip(src, dst, l4, 0);
@@ -76,32 +87,41 @@ fn build_mix() -> Mix {
     Mix { headers, wire_len }
 }
 
-fn hot_path(c: &mut Criterion) {
-    let mix = build_mix();
-    let mut group = c.benchmark_group("hot_path");
+fn per_frame(c: &mut Criterion) {
+    let mut group = c.benchmark_group("per_frame");
     group.throughput(Throughput::Elements(BATCH as u64));
-    let mut offset = 0;
-    let mut tally = Tally::with_capacity(TALLY_TALKERS, Some(TALLY_FLOWS));
-    let mut spare = Tally::with_capacity(TALLY_TALKERS, Some(TALLY_FLOWS));
-    group.bench_function("parse_and_count_flows_1M_addresses", |b| {
-        b.iter(|| {
-            for _ in 0..BATCH {
-                let data = &mix.headers[offset * SLOT..(offset + 1) * SLOT];
-                let wire = mix.wire_len[offset];
-                if let Ok(packet) = parse_frame(black_box(data), wire, None) {
-                    if !tally.has_room() {
-                        std::mem::swap(&mut tally, &mut spare);
-                        spare.talkers.clear();
-                        spare.flows.clear();
-                        spare.packets = 0;
-                        spare.bytes = 0;
+    let capacity = tally_capacity(DEFAULT_MAX_FLOWS, 2);
+    for (name, pool) in [
+        ("1k_keys", 1_000),
+        ("50k_keys", 50_000),
+        ("1M_keys", 1 << 20),
+    ] {
+        let mix = build_mix(pool);
+        let mut offset = 0;
+        let mut in_tick = 0u64;
+        let mut tally = Tally::new(capacity, true);
+        let mut aggregate = Aggregate::new(DEFAULT_MAX_TALKERS, Some(DEFAULT_MAX_FLOWS));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for _ in 0..BATCH {
+                    let data = &mix.headers[offset * SLOT..(offset + 1) * SLOT];
+                    let wire = mix.wire_len[offset];
+                    if let Ok(packet) = parse_frame(black_box(data), wire, None) {
+                        tally.count(&packet, u64::from(wire), offset as u64);
                     }
-                    tally.count(&packet, u64::from(wire), offset as u64);
+                    offset = (offset + 1) % FRAMES;
+                    in_tick += 1;
+                    if in_tick == TICK_FRAMES {
+                        aggregate.merge(&tally);
+                        tally.clear();
+                        aggregate.end_tick();
+                        in_tick = 0;
+                    }
                 }
-                offset = (offset + 1) % FRAMES;
-            }
+            });
         });
-    });
+    }
+    let mix = build_mix(1 << 20);
     group.bench_function("parse_only", |b| {
         b.iter_batched(
             || (),
@@ -119,5 +139,61 @@ fn hot_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hot_path);
+/// Fills each worker's tally to capacity with keys no earlier tick used.
+fn fill(tallies: &mut [Tally], next_key: &mut u64) {
+    for tally in tallies {
+        tally.clear();
+        while tally.conversations().len() < tally.conversations().capacity() {
+            *next_key += 1;
+            let k = *next_key;
+            let packet = Packet {
+                src: Addr(0x2001_0db8_u128 << 96 | u128::from(k)),
+                dst: Addr::v4([198, 19, 0, 1]),
+                proto: proto::UDP,
+                ports: Some(((k as u16) | 1024, 53)),
+                vlan: None,
+                tags: 0,
+            };
+            tally.count(&packet, 100, k);
+        }
+    }
+}
+
+fn per_tick(c: &mut Criterion) {
+    let mut group = c.benchmark_group("per_tick");
+    group.sample_size(10);
+    for workers in [2, 8, 32] {
+        let capacity = tally_capacity(DEFAULT_MAX_FLOWS, workers);
+        let mut tallies: Vec<Tally> = (0..workers).map(|_| Tally::new(capacity, true)).collect();
+        let mut aggregate = Aggregate::new(DEFAULT_MAX_TALKERS, Some(DEFAULT_MAX_FLOWS));
+        let mut next_key = 0;
+        // Start from full tables, as after a few seconds of flood.
+        for _ in 0..3 {
+            fill(&mut tallies, &mut next_key);
+            for t in &tallies {
+                aggregate.merge(t);
+            }
+            aggregate.end_tick();
+        }
+        group.bench_function(format!("{workers}_workers_full_tables"), |b| {
+            b.iter_custom(|iterations| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iterations {
+                    fill(&mut tallies, &mut next_key);
+                    let started = Instant::now();
+                    for t in &tallies {
+                        aggregate.merge(t);
+                    }
+                    aggregate.end_tick();
+                    black_box(aggregate.rows(Duration::from_secs(1)));
+                    spent += started.elapsed();
+                }
+                spent
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, per_frame, per_tick);
 criterion_main!(benches);

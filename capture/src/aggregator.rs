@@ -1,39 +1,27 @@
-//! The aggregator: merges worker tallies into the bounded tables and builds a [`Snapshot`]
-//! every tick.
+//! The aggregator thread: once a tick it collects every worker's tally, merges them into the
+//! [`Aggregate`] and publishes an immutable `Arc<Snapshot>` on the feed.
 //!
-//! It is the only owner of the aggregated state. Each tick it bumps the epoch that workers
-//! watch, waits briefly for every live worker to hand over what it counted before the tick,
-//! then publishes an immutable `Arc<Snapshot>`. Emptied tallies go back to their worker's pool,
-//! so steady-state counting allocates nothing.
+//! It does no work per packet. Each tick it bumps the epoch that workers check after every
+//! block, waits briefly for every live worker to hand over its tally for the tick, then builds
+//! the snapshot. Merged tallies go straight back to their worker's pool, so steady-state
+//! counting allocates nothing, and each tick's work is bounded by the table sizes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::aggregate::Aggregate;
 use crate::config::RingGeometry;
-use crate::counters::{Direction, FlowKey, Tally};
-use crate::history::{History, WINDOWS};
-use crate::parse::Addr;
-use crate::snapshot::{
-    FanoutInfo, FilterStatus, Flow, Snapshot, Talker, Timestamp, Totals, WindowRates,
-};
+use crate::counters::Tally;
+use crate::feed::Publisher;
+use crate::snapshot::{FanoutInfo, FilterStatus, Snapshot, Totals};
 use crate::stats::{ParseErrors, WorkerStats};
-use crate::table::{BoundedTable, FlowEntry, TalkerEntry};
 use crate::worker::Message;
 use crate::{CaptureError, PacketFilter};
 
 /// How long the aggregator waits for workers to acknowledge a new tick.
-const ACK_WAIT: Duration = Duration::from_millis(250);
-
-/// What the capture reports while it runs.
-#[derive(Clone, Debug)]
-pub enum Update {
-    /// A new snapshot.
-    Snapshot(Arc<Snapshot>),
-    /// Capture failed (e.g. the interface vanished); stop it to get the final snapshot.
-    Failed(String),
-}
+pub(crate) const ACK_WAIT: Duration = Duration::from_millis(250);
 
 /// What is fixed for the whole capture.
 pub(crate) struct Setup {
@@ -44,48 +32,59 @@ pub(crate) struct Setup {
     pub(crate) max_flows: usize,
     pub(crate) flows: bool,
     pub(crate) tick: Duration,
-    pub(crate) workers: Vec<WorkerStats>,
     pub(crate) filter: Option<Arc<dyn PacketFilter>>,
 }
 
-/// The aggregated state.
+/// What the aggregator knows of one worker.
+pub(crate) struct WorkerSlot {
+    /// Its latest cumulative stats.
+    pub(crate) stats: WorkerStats,
+    /// Where its emptied tallies go back to.
+    pub(crate) pool: Sender<Tally>,
+    packets_at_last_tick: u64,
+    acked_epoch: u64,
+    exited: bool,
+}
+
+impl WorkerSlot {
+    pub(crate) fn new(stats: WorkerStats, pool: Sender<Tally>) -> Self {
+        Self {
+            stats,
+            pool,
+            packets_at_last_tick: 0,
+            acked_epoch: 0,
+            exited: false,
+        }
+    }
+
+    /// Takes the worker's latest stats, keeping the rate the aggregator computes.
+    fn update(&mut self, stats: WorkerStats) {
+        let rate = self.stats.packets_per_sec;
+        self.stats = stats;
+        self.stats.packets_per_sec = rate;
+    }
+}
+
+/// The aggregator's state.
 pub(crate) struct Aggregator {
     setup: Setup,
     started_at: SystemTime,
     started: Instant,
-    talkers: BoundedTable<TalkerEntry>,
-    flows: Option<BoundedTable<FlowEntry>>,
-    packets: u64,
-    bytes: u64,
-    /// Packets (series 0) and bytes (series 1) per tick.
-    totals_history: History<2>,
-    workers: Vec<WorkerStats>,
-    worker_packets_at_last_tick: Vec<u64>,
-    exited: Vec<bool>,
-    acked: Vec<u64>,
-    tick: u32,
-    pools: Vec<Sender<Tally>>,
+    aggregate: Aggregate,
+    workers: Vec<WorkerSlot>,
+    feed: Publisher,
     failure: Option<CaptureError>,
 }
 
 impl Aggregator {
-    pub(crate) fn new(setup: Setup, pools: Vec<Sender<Tally>>) -> Self {
-        let n = setup.workers.len();
+    pub(crate) fn new(setup: Setup, workers: Vec<WorkerSlot>, feed: Publisher) -> Self {
         Self {
-            talkers: BoundedTable::new(setup.max_talkers),
-            flows: setup.flows.then(|| BoundedTable::new(setup.max_flows)),
-            workers: setup.workers.clone(),
+            aggregate: Aggregate::new(setup.max_talkers, setup.flows.then_some(setup.max_flows)),
             setup,
             started_at: SystemTime::now(),
             started: Instant::now(),
-            packets: 0,
-            bytes: 0,
-            totals_history: History::new(),
-            worker_packets_at_last_tick: vec![0; n],
-            exited: vec![false; n],
-            acked: vec![0; n],
-            tick: 0,
-            pools,
+            workers,
+            feed,
             failure: None,
         }
     }
@@ -95,14 +94,13 @@ impl Aggregator {
         mut self,
         messages: &Receiver<Message>,
         epoch: &AtomicU64,
-        publish: &mut dyn FnMut(Update),
     ) -> (Arc<Snapshot>, Option<CaptureError>) {
         let mut next_tick = self.started + self.setup.tick;
         let mut awaiting: Option<(u64, Instant)> = None;
-        while self.exited.iter().any(|e| !e) {
+        while self.workers.iter().any(|w| !w.exited) {
             let deadline = awaiting.map_or(next_tick, |(_, d)| d);
             match messages.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(message) => self.receive(message, publish),
+                Ok(message) => self.receive(message),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -113,8 +111,8 @@ impl Aggregator {
                     awaiting = Some((e, now + ACK_WAIT));
                 }
                 Some((e, until)) if now >= until || self.all_acked(e) => {
-                    publish(Update::Snapshot(Arc::new(self.snapshot())));
-                    self.close_tick();
+                    self.feed.snapshot(Arc::new(self.snapshot()));
+                    self.end_tick();
                     awaiting = None;
                     next_tick += self.setup.tick;
                     if next_tick < now {
@@ -129,13 +127,12 @@ impl Aggregator {
     }
 
     fn all_acked(&self, epoch: u64) -> bool {
-        self.acked
+        self.workers
             .iter()
-            .zip(&self.exited)
-            .all(|(&acked, &exited)| exited || acked >= epoch)
+            .all(|w| w.exited || w.acked_epoch >= epoch)
     }
 
-    fn receive(&mut self, message: Message, publish: &mut dyn FnMut(Update)) {
+    fn receive(&mut self, message: Message) {
         match message {
             Message::Batch {
                 worker,
@@ -144,14 +141,15 @@ impl Aggregator {
                 stats,
             } => {
                 if let Some(mut tally) = tally {
-                    self.merge(&mut tally);
-                    if let Some(pool) = self.pools.get(worker) {
-                        let _ = pool.send(tally);
+                    self.aggregate.merge(&tally);
+                    tally.clear();
+                    if let Some(slot) = self.workers.get(worker) {
+                        let _ = slot.pool.send(tally);
                     }
                 }
-                self.set_worker(worker, stats);
-                if let Some(acked) = self.acked.get_mut(worker) {
-                    *acked = (*acked).max(epoch);
+                if let Some(slot) = self.workers.get_mut(worker) {
+                    slot.update(stats);
+                    slot.acked_epoch = slot.acked_epoch.max(epoch);
                 }
             }
             Message::Exit {
@@ -159,94 +157,50 @@ impl Aggregator {
                 stats,
                 error,
             } => {
-                self.set_worker(worker, stats);
-                if let Some(exited) = self.exited.get_mut(worker) {
-                    *exited = true;
+                if let Some(slot) = self.workers.get_mut(worker) {
+                    if let Some(stats) = stats {
+                        slot.update(stats);
+                    }
+                    slot.exited = true;
                 }
                 if let Some(error) = error {
-                    publish(Update::Failed(error.to_string()));
+                    self.feed.failure(error.to_string());
                     self.failure.get_or_insert(error);
                 }
             }
         }
     }
 
-    fn set_worker(&mut self, worker: usize, stats: WorkerStats) {
-        if let Some(slot) = self.workers.get_mut(worker) {
-            let rate = slot.packets_per_sec;
-            *slot = stats;
-            slot.packets_per_sec = rate;
-        }
-    }
-
-    /// Merges one tally into the tables and totals, leaving it empty for reuse.
-    fn merge(&mut self, tally: &mut Tally) {
-        let tick = self.tick;
-        self.packets += tally.packets;
-        self.bytes += tally.bytes;
-        self.totals_history.add(tick, 0, tally.packets);
-        self.totals_history.add(tick, 1, tally.bytes);
-        tally.packets = 0;
-        tally.bytes = 0;
-        for (ip, delta) in tally.talkers.drain() {
-            self.talkers.merge(ip, &delta, tick);
-        }
-        match &mut self.flows {
-            Some(flows) => {
-                for (key, delta) in tally.flows.drain() {
-                    flows.merge(key, &delta, tick);
-                }
-            }
-            None => tally.flows.clear(),
-        }
-    }
-
     /// Ends the current tick: per-worker packet rates, and the next history slot.
-    fn close_tick(&mut self) {
+    fn end_tick(&mut self) {
         let secs = self.setup.tick.as_secs_f64();
-        for (stats, last) in self
-            .workers
-            .iter_mut()
-            .zip(&mut self.worker_packets_at_last_tick)
-        {
-            stats.packets_per_sec = (stats.packets - *last) as f64 / secs;
-            *last = stats.packets;
+        for w in &mut self.workers {
+            w.stats.packets_per_sec = (w.stats.packets - w.packets_at_last_tick) as f64 / secs;
+            w.packets_at_last_tick = w.stats.packets;
         }
-        self.tick += 1;
+        self.aggregate.end_tick();
     }
 
     fn snapshot(&self) -> Snapshot {
         let taken_at = SystemTime::now();
-        let rates = RateScale::new(self.tick, self.setup.tick);
-        let totals_sums = self.totals_history.window_sums(self.tick);
+        let rows = self.aggregate.rows(self.setup.tick);
         let mut parse_errors = ParseErrors::default();
         for w in &self.workers {
-            parse_errors.add(&w.parse_errors);
+            parse_errors.add(&w.stats.parse_errors);
         }
-        let talkers = self
-            .talkers
-            .entries()
-            .map(|(ip, e)| talker(*ip, e, &rates))
-            .collect();
-        let flows = self.flows.as_ref().map_or_else(Vec::new, |table| {
-            table
-                .entries()
-                .map(|(key, e)| flow(key, e, &rates))
-                .collect()
-        });
         Snapshot {
             interface: self.setup.interface.clone(),
             taken_at,
             started_at: self.started_at,
             duration: self.started.elapsed(),
-            tick: self.tick,
+            tick: self.aggregate.tick(),
             totals: Totals {
-                packets: self.packets,
-                bytes: self.bytes,
-                packets_per_sec: rates.apply(totals_sums, 0),
-                bytes_per_sec: rates.apply(totals_sums, 1),
+                packets: rows.packets,
+                bytes: rows.bytes,
+                packets_per_sec: rows.packets_per_sec,
+                bytes_per_sec: rows.bytes_per_sec,
             },
-            workers: self.workers.clone(),
+            workers: self.workers.iter().map(|w| w.stats).collect(),
             parse_errors,
             filter: self
                 .setup
@@ -261,78 +215,10 @@ impl Aggregator {
             max_talkers: self.setup.max_talkers,
             max_flows: self.setup.max_flows,
             flows_enabled: self.setup.flows,
-            talkers,
-            evicted_talkers: self.talkers.evicted,
-            flows,
-            evicted_flows: self.flows.as_ref().map(|t| t.evicted).unwrap_or_default(),
+            talkers: rows.talkers,
+            evicted_talkers: rows.evicted_talkers,
+            flows: rows.flows,
+            evicted_flows: rows.evicted_flows,
         }
-    }
-}
-
-/// Turns per-window byte sums into per-second rates.
-struct RateScale {
-    now: u32,
-    seconds: [f64; 3],
-}
-
-impl RateScale {
-    fn new(now: u32, tick: Duration) -> Self {
-        // Early on, divide by the time actually covered rather than the whole window.
-        let covered = now + 1;
-        let seconds = WINDOWS.map(|w| f64::from(w.min(covered)) * tick.as_secs_f64());
-        Self { now, seconds }
-    }
-
-    fn apply(&self, sums: [[u64; 2]; 3], series: usize) -> WindowRates {
-        WindowRates(std::array::from_fn(|w| {
-            (sums[w][series] as f64 / self.seconds[w]) as f32
-        }))
-    }
-
-    fn of(&self, history: &History<2>) -> (WindowRates, WindowRates) {
-        let sums = history.window_sums(self.now);
-        (self.apply(sums, 0), self.apply(sums, 1))
-    }
-}
-
-fn talker(ip: Addr, e: &TalkerEntry, rates: &RateScale) -> Talker {
-    let (sent, received) = rates.of(&e.history);
-    let c = &e.counts;
-    Talker {
-        ip: ip.into(),
-        packets_sent: c.packets_sent,
-        bytes_sent: c.bytes_sent,
-        packets_received: c.packets_received,
-        bytes_received: c.bytes_received,
-        first_seen: Timestamp(c.first_ns),
-        last_seen: Timestamp(c.last_ns),
-        sent_bytes_per_sec: sent,
-        received_bytes_per_sec: received,
-    }
-}
-
-fn flow(key: &FlowKey, e: &FlowEntry, rates: &RateScale) -> Flow {
-    let (lo_to_hi, hi_to_lo) = rates.of(&e.history);
-    let c = &e.counts;
-    let port = |p: u16| key.has_ports.then_some(p);
-    // "a" is the side that sent the earliest packet seen.
-    let (a, b, ab, ba, ab_rate, ba_rate) = match c.first_dir {
-        Direction::LoToHi => (key.lo, key.hi, 0, 1, lo_to_hi, hi_to_lo),
-        Direction::HiToLo => (key.hi, key.lo, 1, 0, hi_to_lo, lo_to_hi),
-    };
-    Flow {
-        proto: key.proto,
-        a_ip: a.ip.into(),
-        a_port: port(a.port),
-        b_ip: b.ip.into(),
-        b_port: port(b.port),
-        packets_a_to_b: c.packets[ab],
-        bytes_a_to_b: c.bytes[ab],
-        packets_b_to_a: c.packets[ba],
-        bytes_b_to_a: c.bytes[ba],
-        first_seen: Timestamp(c.first_ns),
-        last_seen: Timestamp(c.last_ns),
-        a_to_b_bytes_per_sec: ab_rate,
-        b_to_a_bytes_per_sec: ba_rate,
     }
 }

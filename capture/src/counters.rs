@@ -1,22 +1,41 @@
-//! Per-worker delta tables: what one worker counted since it last handed its tables over.
+//! What a worker counts: conversation keys, per-address and per-conversation deltas, and the
+//! [`Tally`] that holds them for one tick.
 //!
-//! A worker owns its [`Tally`] outright, so counting takes no lock. Both maps are allocated
-//! once with a fixed capacity and the worker checks [`Tally::has_room`] before each packet, so
-//! counting never allocates either: when a map is full the worker hands the tally to the
-//! aggregator and continues with an empty one from its pool.
+//! A packet costs one table lookup: the worker counts it under its conversation (protocol,
+//! ports and both addresses with `--flows`; the two addresses without), per direction. Each
+//! address's sent and received counts follow exactly from its conversations, so they are
+//! derived once a tick when the tally is merged, not per packet. A conversation evicted within
+//! the tick spills its two addresses' deltas into a per-address table instead, so a server
+//! that a flood of one-packet conversations hits still gets every one of them counted: that
+//! costs two more lookups, only when a conversation is evicted.
+//!
+//! A worker owns its tally outright, so counting takes no lock. The tally's table is a bounded
+//! [`ClockTable`] allocated once, so counting never allocates either: when more distinct keys
+//! arrive within a tick than it holds, the idlest entry is evicted into the tally's evicted
+//! sums, inside the worker. What crosses to the aggregator once a tick is therefore at most
+//! one table's worth of keys per worker, however many packets or keys the tick carried.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use crate::parse::{Addr, Packet};
+use crate::snapshot::{EvictedFlows, EvictedTalkers};
+use crate::table::{ClockTable, Evict};
 
-/// Addresses a worker's tally holds before the worker hands it over.
-pub const TALLY_TALKERS: usize = 2048;
-/// Flows a worker's tally holds before the worker hands it over.
-pub const TALLY_FLOWS: usize = 2048;
+/// Smallest per-worker tally table, so small bounds with many workers still batch well.
+const MIN_TALLY_ENTRIES: usize = 4096;
 
-/// The hasher for every table keyed by packet data: fast, and seeded per process.
-pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// Entries one worker's tally table holds for a table bound of `max` shared by `workers`.
+///
+/// With hash fanout each flow, and most addresses, land on one worker, so a worker sees about
+/// `max / workers` of them; twice that leaves room for skew and for the addresses (servers)
+/// every worker sees. Never more than `max`, never less than a few thousand.
+pub fn tally_capacity(max: usize, workers: usize) -> usize {
+    (2 * max)
+        .div_ceil(workers.max(1))
+        .max(MIN_TALLY_ENTRIES)
+        .min(max)
+        .max(1)
+}
 
 /// One side of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -77,7 +96,26 @@ impl Hash for FlowKey {
 }
 
 impl FlowKey {
+    /// The canonical key of a packet's address pair (no protocol, no ports) and the packet's
+    /// direction within it.
+    #[inline]
+    pub fn pair(packet: &Packet) -> (Self, Direction) {
+        let (lo, hi, dir) = if packet.src <= packet.dst {
+            (packet.src, packet.dst, Direction::LoToHi)
+        } else {
+            (packet.dst, packet.src, Direction::HiToLo)
+        };
+        let key = Self {
+            proto: 0,
+            has_ports: false,
+            lo: Endpoint { ip: lo, port: 0 },
+            hi: Endpoint { ip: hi, port: 0 },
+        };
+        (key, dir)
+    }
+
     /// The canonical key of a packet's flow and the packet's direction within it.
+    #[inline]
     pub fn of(packet: &Packet) -> (Self, Direction) {
         let (sport, dport) = packet.ports.unwrap_or((0, 0));
         let src = Endpoint {
@@ -135,46 +173,97 @@ pub struct FlowDelta {
     pub first_dir: Direction,
 }
 
-/// One worker's counts since its last hand-over.
+impl TalkerDelta {
+    /// Adds another delta for the same address.
+    pub fn add(&mut self, other: &Self) {
+        self.packets_sent += other.packets_sent;
+        self.bytes_sent += other.bytes_sent;
+        self.packets_received += other.packets_received;
+        self.bytes_received += other.bytes_received;
+        self.first_ns = self.first_ns.min(other.first_ns);
+        self.last_ns = self.last_ns.max(other.last_ns);
+    }
+}
+
+impl Evict for TalkerDelta {
+    type Sums = EvictedTalkers;
+    fn evict_into(&self, sums: &mut EvictedTalkers) {
+        sums.entries += 1;
+        sums.packets_sent += self.packets_sent;
+        sums.bytes_sent += self.bytes_sent;
+        sums.packets_received += self.packets_received;
+        sums.bytes_received += self.bytes_received;
+    }
+}
+
+impl Evict for FlowDelta {
+    type Sums = EvictedFlows;
+    fn evict_into(&self, sums: &mut EvictedFlows) {
+        sums.entries += 1;
+        sums.packets += self.packets[0] + self.packets[1];
+        sums.bytes += self.bytes[0] + self.bytes[1];
+    }
+}
+
+/// One worker's counts for one tick, in a bounded table of conversations.
 pub struct Tally {
-    /// Per-address deltas.
-    pub talkers: FastMap<Addr, TalkerDelta>,
-    /// Per-flow deltas; empty when flows are off.
-    pub flows: FastMap<FlowKey, FlowDelta>,
-    /// IP packets counted into this tally.
-    pub packets: u64,
-    /// Bytes of those packets.
-    pub bytes: u64,
-    talker_room: usize,
-    flow_room: Option<usize>,
+    conversations: ClockTable<FlowKey, FlowDelta>,
+    /// Per-address deltas of conversations evicted within the tick.
+    spilled: ClockTable<Addr, TalkerDelta>,
+    flows: bool,
+    packets: u64,
+    bytes: u64,
 }
 
 impl Tally {
-    /// A tally that holds up to `talkers` addresses and, when flows are on, `flows` flows.
-    pub fn with_capacity(talkers: usize, flows: Option<usize>) -> Self {
-        let talker_room = talkers.max(2);
-        let flow_room = flows.map(|f| f.max(1));
+    /// A tally of up to `capacity` conversations; with `flows` they are flows (protocol and
+    /// ports in the key), without they are address pairs.
+    pub fn new(capacity: usize, flows: bool) -> Self {
         Self {
-            talkers: FastMap::with_capacity_and_hasher(
-                talker_room,
-                foldhash::fast::RandomState::default(),
-            ),
-            flows: FastMap::with_capacity_and_hasher(
-                flow_room.unwrap_or(0),
-                foldhash::fast::RandomState::default(),
-            ),
+            conversations: ClockTable::with_capacity(capacity),
+            spilled: ClockTable::with_capacity(capacity),
+            flows,
             packets: 0,
             bytes: 0,
-            talker_room,
-            flow_room,
         }
     }
 
-    /// Whether one more packet fits without growing either map.
+    /// Counts one parsed packet of `bytes` on the wire, seen at `ts_ns`.
     #[inline]
-    pub fn has_room(&self) -> bool {
-        self.talkers.len() + 2 <= self.talker_room
-            && self.flow_room.is_none_or(|room| self.flows.len() < room)
+    pub fn count(&mut self, packet: &Packet, bytes: u64, ts_ns: u64) {
+        self.packets += 1;
+        self.bytes += bytes;
+        let (key, dir) = if self.flows {
+            FlowKey::of(packet)
+        } else {
+            FlowKey::pair(packet)
+        };
+        let spilled = &mut self.spilled;
+        let delta = self.conversations.upsert_spilling(
+            key,
+            || FlowDelta {
+                first_ns: ts_ns,
+                first_dir: dir,
+                ..FlowDelta::default()
+            },
+            |old_key, old| {
+                for (ip, side) in [
+                    (old_key.lo.ip, Direction::LoToHi),
+                    (old_key.hi.ip, Direction::HiToLo),
+                ] {
+                    let from = old.talker(side);
+                    spilled
+                        .upsert(ip, || TalkerDelta {
+                            first_ns: from.first_ns,
+                            ..TalkerDelta::default()
+                        })
+                        .add(&from);
+                }
+            },
+        );
+        delta.packets[dir.index()] += 1;
+        delta.bytes[dir.index()] += bytes;
+        delta.last_ns = delta.last_ns.max(ts_ns);
     }
 
     /// Whether nothing was counted.
@@ -182,37 +271,55 @@ impl Tally {
         self.packets == 0
     }
 
-    /// Counts one parsed packet of `bytes` on the wire, seen at `ts_ns`.
-    ///
-    /// The caller checks [`Self::has_room`] first; then no insert can grow a map.
-    #[inline]
-    pub fn count(&mut self, packet: &Packet, bytes: u64, ts_ns: u64) {
-        self.packets += 1;
-        self.bytes += bytes;
-        let src = self.talkers.entry(packet.src).or_insert(TalkerDelta {
-            first_ns: ts_ns,
-            ..TalkerDelta::default()
-        });
-        src.packets_sent += 1;
-        src.bytes_sent += bytes;
-        src.last_ns = src.last_ns.max(ts_ns);
-        let dst = self.talkers.entry(packet.dst).or_insert(TalkerDelta {
-            first_ns: ts_ns,
-            ..TalkerDelta::default()
-        });
-        dst.packets_received += 1;
-        dst.bytes_received += bytes;
-        dst.last_ns = dst.last_ns.max(ts_ns);
-        if self.flow_room.is_some() {
-            let (key, dir) = FlowKey::of(packet);
-            let flow = self.flows.entry(key).or_insert(FlowDelta {
-                first_ns: ts_ns,
-                first_dir: dir,
-                ..FlowDelta::default()
-            });
-            flow.packets[dir.index()] += 1;
-            flow.bytes[dir.index()] += bytes;
-            flow.last_ns = flow.last_ns.max(ts_ns);
+    /// IP packets counted.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Their bytes on the wire.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Whether the conversations are flows (with protocol and ports) or address pairs.
+    pub fn flows(&self) -> bool {
+        self.flows
+    }
+
+    /// The conversations counted, with what the tally itself evicted.
+    pub fn conversations(&self) -> &ClockTable<FlowKey, FlowDelta> {
+        &self.conversations
+    }
+
+    /// Per-address deltas of the conversations evicted within the tick, with what that table
+    /// evicted in turn.
+    pub fn spilled(&self) -> &ClockTable<Addr, TalkerDelta> {
+        &self.spilled
+    }
+
+    /// Empties the tally for the next tick, keeping its allocation.
+    pub fn clear(&mut self) {
+        self.conversations.clear();
+        self.spilled.clear();
+        self.packets = 0;
+        self.bytes = 0;
+    }
+}
+
+impl FlowDelta {
+    /// What this conversation means for its `lo` (`Direction::LoToHi`) or `hi` address.
+    pub fn talker(&self, side: Direction) -> TalkerDelta {
+        let (out, back) = match side {
+            Direction::LoToHi => (0, 1),
+            Direction::HiToLo => (1, 0),
+        };
+        TalkerDelta {
+            packets_sent: self.packets[out],
+            bytes_sent: self.bytes[out],
+            packets_received: self.packets[back],
+            bytes_received: self.bytes[back],
+            first_ns: self.first_ns,
+            last_ns: self.last_ns,
         }
     }
 }
@@ -239,12 +346,13 @@ mod tests {
 
     #[test]
     fn both_directions_share_a_flow() {
-        let mut t = Tally::with_capacity(8, Some(8));
+        let mut t = Tally::new(8, true);
         t.count(&packet("198.18.0.2", 4000, "198.18.0.1", 53), 100, 10);
         t.count(&packet("198.18.0.1", 53, "198.18.0.2", 4000), 60, 20);
         t.count(&packet("198.18.0.2", 4000, "198.18.0.1", 53), 100, 30);
-        assert_eq!(t.flows.len(), 1);
-        let flow = t.flows.values().next().unwrap();
+        assert_eq!(t.conversations().len(), 1);
+        let (key, flow) = t.conversations().iter().next().unwrap();
+        assert_eq!((key.proto, key.lo.port, key.hi.port), (17, 53, 4000));
         // 198.18.0.1:53 sorts first, so the client's packets go hi -> lo.
         assert_eq!(flow.packets, [1, 2]);
         assert_eq!(flow.bytes, [60, 200]);
@@ -252,7 +360,7 @@ mod tests {
             (flow.first_ns, flow.last_ns, flow.first_dir),
             (10, 30, Direction::HiToLo)
         );
-        let client = t.talkers[&addr("198.18.0.2")];
+        let client = flow.talker(Direction::HiToLo);
         assert_eq!(
             (
                 client.packets_sent,
@@ -262,28 +370,59 @@ mod tests {
             ),
             (2, 200, 1, 60)
         );
-        assert_eq!((t.packets, t.bytes), (3, 260));
+        assert_eq!((t.packets(), t.bytes()), (3, 260));
     }
 
     #[test]
-    fn room_is_checked_before_the_maps_would_grow() {
-        let mut t = Tally::with_capacity(4, Some(2));
-        let cap = (t.talkers.capacity(), t.flows.capacity());
-        let mut counted = 0;
-        for i in 0..100u16 {
-            if !t.has_room() {
-                break;
-            }
-            t.count(
-                &packet(&format!("198.18.1.{}", i % 250), i, "198.18.0.1", 1),
-                64,
-                1,
-            );
-            counted += 1;
+    fn without_flows_ports_and_protocols_share_one_address_pair() {
+        let mut t = Tally::new(8, false);
+        t.count(&packet("198.18.0.2", 4000, "198.18.0.1", 53), 100, 10);
+        t.count(&packet("198.18.0.2", 4001, "198.18.0.1", 443), 100, 20);
+        assert_eq!(t.conversations().len(), 1);
+        let (key, pair) = t.conversations().iter().next().unwrap();
+        assert_eq!((key.proto, key.has_ports, key.hi.port), (0, false, 0));
+        assert_eq!(pair.packets, [0, 2]);
+    }
+
+    #[test]
+    fn a_full_tally_evicts_inside_the_worker_and_keeps_exact_sums() {
+        let mut t = Tally::new(8, true);
+        for i in 0..1000u16 {
+            let src = format!("198.18.{}.{}", i / 250, i % 250);
+            t.count(&packet(&src, i, "198.19.0.1", 53), 100, u64::from(i));
         }
-        assert_eq!(counted, 2);
-        assert_eq!((t.talkers.capacity(), t.flows.capacity()), cap);
-        let without_flows = Tally::with_capacity(4, None);
-        assert!(without_flows.has_room());
+        let c = t.conversations();
+        assert_eq!(c.len(), 8);
+        let kept: u64 = c.iter().map(|(_, f)| f.packets[0] + f.packets[1]).sum();
+        assert_eq!(kept + c.evicted().packets, 1000);
+        assert_eq!(c.evicted().entries, 1000 - 8);
+        // Every address's deltas are in a kept conversation, in the spill table, or in what the
+        // spill table evicted; the server, hit by every packet, stays whole in the spill table.
+        let sides = |f: &FlowDelta| [f.talker(Direction::LoToHi), f.talker(Direction::HiToLo)];
+        let kept_sent: u64 = c
+            .iter()
+            .flat_map(|(_, f)| sides(f))
+            .map(|d| d.bytes_sent)
+            .sum();
+        let spilled = t.spilled();
+        let spilled_sent: u64 = spilled.iter().map(|(_, d)| d.bytes_sent).sum();
+        assert_eq!(
+            kept_sent + spilled_sent + spilled.evicted().bytes_sent,
+            100_000
+        );
+        let server = spilled.get(&addr("198.19.0.1")).unwrap();
+        let server_in_kept: u64 = c.iter().map(|(_, f)| f.packets[0] + f.packets[1]).sum();
+        assert_eq!(server.packets_received + server_in_kept, 1000);
+        t.clear();
+        assert!(t.is_empty() && t.conversations().is_empty());
+        assert_eq!(t.conversations().evicted().entries, 0);
+    }
+
+    #[test]
+    fn tally_tables_scale_with_the_bound_shared_by_workers() {
+        assert_eq!(tally_capacity(50_000, 2), 50_000);
+        assert_eq!(tally_capacity(100_000, 32), 6250);
+        assert_eq!(tally_capacity(100_000, 256), MIN_TALLY_ENTRIES);
+        assert_eq!(tally_capacity(64, 8), 64);
     }
 }

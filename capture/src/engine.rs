@@ -1,25 +1,23 @@
 //! Starting and stopping a capture: sockets in the safe order, pinned workers, the aggregator.
 //!
-//! [`Capture::start`] returns once every fanout member is bound and in the group, so frames
-//! sent after it returns are counted. [`Capture::stop`] drains the rings and returns the final
-//! snapshot.
+//! [`Capture::start`] returns once every fanout member is bound, in the group and filtering,
+//! so frames sent after it returns are counted, each exactly once. Snapshots arrive on a
+//! latest-wins [`Feed`]. [`Capture::stop`] drains the rings and returns the final snapshot.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use crate::aggregator::{Aggregator, Setup, Update};
+use crate::aggregator::{Aggregator, Setup, WorkerSlot};
 use crate::config::{CaptureConfig, RingGeometry};
-use crate::counters::{TALLY_FLOWS, TALLY_TALKERS, Tally};
+use crate::counters::{Tally, tally_capacity};
+use crate::feed::{Feed, Publisher};
 use crate::ring::{Ring, interface_index};
 use crate::snapshot::{FanoutInfo, Snapshot};
 use crate::stats::{RingCounters, WorkerStats};
 use crate::worker::{Counting, Signals, Worker};
 use crate::{CaptureError, PacketFilter, iface};
-
-/// Tallies per worker: one being filled, the rest in flight or waiting.
-const TALLIES_PER_WORKER: usize = 3;
 /// Most workers one capture may run (the kernel allows 256 sockets per fanout group).
 pub const MAX_WORKERS: usize = 256;
 
@@ -38,17 +36,17 @@ pub struct Capture {
     aggregator: JoinHandle<Finished>,
     fanout: FanoutInfo,
     geometry: RingGeometry,
+    feed: Feed,
 }
 
 impl Capture {
     /// Opens the rings, joins the fanout group and starts the workers and the aggregator.
     ///
-    /// `publish` is called from the aggregator thread with every snapshot and failure.
-    /// `filter`, when given, is attached to every socket before it is bound.
+    /// `filter`, when given, is attached to every socket once all of them are in the group;
+    /// until then each socket drops everything.
     pub fn start(
         config: &CaptureConfig,
         filter: Option<Arc<dyn PacketFilter>>,
-        publish: impl FnMut(Update) + Send + 'static,
     ) -> Result<Self, CaptureError> {
         if config.workers == 0 || config.workers > MAX_WORKERS {
             return Err(CaptureError::Cpus(format!(
@@ -93,9 +91,10 @@ impl Capture {
             stop: stop.clone(),
             epoch: epoch.clone(),
         };
-        let (workers, pools, initial) =
+        let (workers, slots) =
             spawn_workers(config, rings, ifindex, geometry, &signals, &to_aggregator)?;
         drop(to_aggregator);
+        drop(signals);
 
         let setup = Setup {
             interface: config.interface.clone(),
@@ -105,16 +104,15 @@ impl Capture {
             max_flows: config.max_flows,
             flows: config.flows,
             tick: config.tick,
-            workers: initial,
             filter,
         };
-        let aggregator = Aggregator::new(setup, pools);
-        let mut publish = publish;
-        drop(signals);
+        let publisher = Publisher::new();
+        let feed = publisher.subscribe();
+        let aggregator = Aggregator::new(setup, slots, publisher);
         let aggregator = std::thread::Builder::new()
             .name("tc-aggregator".into())
             .spawn(move || {
-                let (snapshot, error) = aggregator.run(&messages, &epoch, &mut publish);
+                let (snapshot, error) = aggregator.run(&messages, &epoch);
                 Finished { snapshot, error }
             })
             .map_err(|e| CaptureError::Thread {
@@ -127,7 +125,13 @@ impl Capture {
             aggregator,
             fanout,
             geometry,
+            feed,
         })
+    }
+
+    /// A reader's end of the latest-wins snapshot feed.
+    pub fn feed(&self) -> Feed {
+        self.feed.clone()
     }
 
     /// The fanout group as joined.
@@ -153,14 +157,8 @@ impl Capture {
     }
 }
 
-type Spawned = (
-    Vec<JoinHandle<()>>,
-    Vec<mpsc::Sender<Tally>>,
-    Vec<WorkerStats>,
-);
-
-/// Starts one pinned worker per ring, each with its pool of tallies. On failure the workers
-/// already started are stopped again.
+/// Starts one pinned worker per ring, each with a spare tally the aggregator passes back and
+/// forth. On failure the workers already started are stopped again.
 fn spawn_workers(
     config: &CaptureConfig,
     rings: Vec<Ring>,
@@ -168,34 +166,34 @@ fn spawn_workers(
     geometry: RingGeometry,
     signals: &Signals,
     to_aggregator: &mpsc::Sender<crate::worker::Message>,
-) -> Result<Spawned, CaptureError> {
-    let talkers = TALLY_TALKERS.min(config.max_talkers);
-    let flows = config.flows.then_some(TALLY_FLOWS.min(config.max_flows));
-    let mut pools = Vec::new();
+) -> Result<(Vec<JoinHandle<()>>, Vec<WorkerSlot>), CaptureError> {
+    let bound = if config.flows {
+        config.max_flows
+    } else {
+        config.max_talkers
+    };
+    let capacity = tally_capacity(bound, config.workers);
+    let mut slots = Vec::new();
     let mut workers = Vec::new();
-    let mut initial = Vec::new();
     for (id, ring) in rings.into_iter().enumerate() {
         let cpu = config.cpus[id % config.cpus.len()];
         let (pool_tx, pool_rx) = mpsc::channel();
-        for _ in 1..TALLIES_PER_WORKER {
-            let _ = pool_tx.send(Tally::with_capacity(talkers, flows));
-        }
-        pools.push(pool_tx);
+        let _ = pool_tx.send(Tally::new(capacity, config.flows));
         let stats = WorkerStats {
             id,
             cpu,
             ..WorkerStats::default()
         };
-        initial.push(stats);
+        slots.push(WorkerSlot::new(stats, pool_tx));
         let worker = Worker {
-            ring,
+            source: ring,
             ifindex,
             interface: config.interface.clone(),
             block_timeout_ms: geometry.block_timeout_ms,
             counting: Counting {
                 stats,
                 ring_counters: RingCounters::default(),
-                tally: Tally::with_capacity(talkers, flows),
+                tally: Tally::new(capacity, config.flows),
                 to_aggregator: to_aggregator.clone(),
                 pool: pool_rx,
                 seen_epoch: 0,
@@ -216,12 +214,17 @@ fn spawn_workers(
             }
         }
     }
-    Ok((workers, pools, initial))
+    Ok((workers, slots))
 }
 
-/// Opens every worker's ring in the setup order: socket with protocol 0, ring, (filter),
-/// bind, fanout join. The first socket lets the kernel choose a unique group id unless one
-/// was given; the others join that id.
+/// Opens every worker's ring in the setup order: socket with protocol 0, ring, a drop-all
+/// filter, bind, fanout join; then, once every socket is in the group, the real filter (or
+/// none) replaces the drop-all one on each.
+///
+/// Between its bind and its fanout join a socket receives frames on its own while the group
+/// already receives them too; the drop-all filter keeps those frames from being counted twice.
+/// The first socket lets the kernel choose a unique group id unless one was given; the others
+/// join that id.
 fn open_rings(
     config: &CaptureConfig,
     ifindex: u32,
@@ -241,14 +244,7 @@ fn open_rings(
     let mut group = fanout.group;
     for _ in 0..config.workers {
         let ring = Ring::open(&config.interface, geometry)?;
-        if let Some(filter) = filter {
-            filter
-                .attach(ring.socket())
-                .map_err(|message| CaptureError::Filter {
-                    interface: config.interface.clone(),
-                    message,
-                })?;
-        }
+        ring.drop_all()?;
         ring.bind(ifindex)?;
         if let Some(id) = group {
             ring.join_fanout(u32::from(id) | (type_flags << 16))?;
@@ -258,11 +254,24 @@ fn open_rings(
         }
         rings.push(ring);
     }
+    for ring in &rings {
+        match filter {
+            Some(filter) => {
+                filter
+                    .attach(ring.socket())
+                    .map_err(|message| CaptureError::Filter {
+                        interface: config.interface.clone(),
+                        message,
+                    })?;
+            }
+            None => ring.detach_filter()?,
+        }
+    }
     Ok((rings, group.unwrap_or(0)))
 }
 
 fn spawn_worker(
-    worker: Worker,
+    worker: Worker<Ring>,
     signals: Signals,
     cpu: usize,
 ) -> Result<JoinHandle<()>, CaptureError> {
@@ -275,7 +284,7 @@ fn spawn_worker(
             let ok = pinned.is_ok();
             let _ = ready_tx.send(pinned);
             if ok {
-                worker.run(&signals);
+                worker.run_guarded(&signals);
             }
         })
         .map_err(|e| CaptureError::Thread {

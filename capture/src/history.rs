@@ -4,6 +4,10 @@
 //! starts compact: up to three (tick, bytes) records inline. An entry active in more ticks
 //! spills into a ring with one slot per tick for the last 40 ticks, zeroed lazily when next
 //! touched, so ticking costs nothing for idle entries and adding is O(1) either way.
+//!
+//! Counts are 64-bit: no tick's bytes ever saturate. The ring starts with 32-bit slots, which
+//! halves the memory of the common case, and widens to 64-bit slots the first time a tick's
+//! count for the entry passes 4 GiB (34 Gbit/s over a 1 s tick).
 
 /// Rate windows, in ticks.
 pub const WINDOWS: [u32; 3] = [2, 10, 40];
@@ -12,34 +16,34 @@ const INLINE: usize = 3;
 
 /// Byte counts per tick for the last [`SLOTS`] ticks, for `N` series.
 #[derive(Clone, Debug)]
-pub enum History<const N: usize> {
-    /// Up to three ticks' counts, inline.
+pub(crate) enum History<const N: usize> {
+    /// Up to three ticks' counts, inline, oldest first.
     Few {
-        /// The ticks recorded, oldest first.
         ticks: [u32; INLINE],
-        /// Their counts.
-        bytes: [[u32; N]; INLINE],
-        /// How many are recorded.
+        bytes: [[u64; N]; INLINE],
         len: u8,
     },
-    /// A slot per tick for the last 40 ticks.
-    Ring(Box<Ring<N>>),
+    /// A 32-bit slot per tick for the last 40 ticks.
+    Narrow(Box<Slots<u32, N>>),
+    /// A 64-bit slot per tick for the last 40 ticks.
+    Wide(Box<Slots<u64, N>>),
 }
+
+/// A slot type of the ring: 32 or 64 bits.
+pub(crate) trait SlotCount: Copy + Default + Into<u64> + TryFrom<u64> {}
+impl SlotCount for u32 {}
+impl SlotCount for u64 {}
 
 /// One slot per tick for the last [`SLOTS`] ticks.
 #[derive(Clone, Debug)]
-pub struct Ring<const N: usize> {
+pub(crate) struct Slots<T, const N: usize> {
     last_tick: u32,
-    slots: [[u32; N]; SLOTS],
-}
-
-fn saturate(bytes: u64) -> u32 {
-    u32::try_from(bytes).unwrap_or(u32::MAX)
+    slots: [[T; N]; SLOTS],
 }
 
 impl<const N: usize> History<N> {
     /// An empty history.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::Few {
             ticks: [0; INLINE],
             bytes: [[0; N]; INLINE],
@@ -47,8 +51,8 @@ impl<const N: usize> History<N> {
         }
     }
 
-    /// Adds `bytes` to series `series` in the slot of `tick` (saturating at `u32::MAX` a tick).
-    pub fn add(&mut self, tick: u32, series: usize, bytes: u64) {
+    /// Adds `bytes` to series `series` in the slot of `tick`.
+    pub(crate) fn add(&mut self, tick: u32, series: usize, bytes: u64) {
         if bytes == 0 || series >= N {
             return;
         }
@@ -60,7 +64,7 @@ impl<const N: usize> History<N> {
             } => {
                 let n = usize::from(*len);
                 if let Some(i) = ticks[..n].iter().position(|&t| t == tick) {
-                    counts[i][series] = counts[i][series].saturating_add(saturate(bytes));
+                    counts[i][series] = counts[i][series].saturating_add(bytes);
                     return;
                 }
                 // Forget records too old for any window, compacting in place.
@@ -72,33 +76,44 @@ impl<const N: usize> History<N> {
                         kept += 1;
                     }
                 }
-                *len = kept as u8;
-                let n = usize::from(*len);
-                if n < INLINE {
-                    ticks[n] = tick;
-                    counts[n] = [0; N];
-                    counts[n][series] = saturate(bytes);
-                    *len += 1;
+                if kept < INLINE {
+                    ticks[kept] = tick;
+                    counts[kept] = [0; N];
+                    counts[kept][series] = bytes;
+                    *len = kept as u8 + 1;
                     return;
                 }
-                let mut ring = Box::new(Ring {
-                    last_tick: ticks[n - 1],
-                    slots: [[0; N]; SLOTS],
-                });
-                for i in 0..n {
-                    for (s, &b) in counts[i].iter().enumerate() {
-                        ring.add(ticks[i], s, u64::from(b));
+                let records = (*ticks, *counts);
+                *self = Self::Narrow(Box::new(Slots::new(records.0[0])));
+                for (t, row) in records.0.iter().zip(records.1) {
+                    for (s, b) in row.into_iter().enumerate() {
+                        self.add_to_ring(*t, s, b);
                     }
                 }
-                ring.add(tick, series, bytes);
-                *self = Self::Ring(ring);
+                self.add_to_ring(tick, series, bytes);
             }
-            Self::Ring(ring) => ring.add(tick, series, bytes),
+            Self::Narrow(_) | Self::Wide(_) => self.add_to_ring(tick, series, bytes),
+        }
+    }
+
+    fn add_to_ring(&mut self, tick: u32, series: usize, bytes: u64) {
+        match self {
+            Self::Narrow(ring) => {
+                if !ring.try_add(tick, series, bytes) {
+                    let mut wide = Box::new(ring.widen());
+                    wide.try_add(tick, series, bytes);
+                    *self = Self::Wide(wide);
+                }
+            }
+            Self::Wide(ring) => {
+                ring.try_add(tick, series, bytes);
+            }
+            Self::Few { .. } => {}
         }
     }
 
     /// Bytes per series summed over each of [`WINDOWS`], ending with tick `now` inclusive.
-    pub fn window_sums(&self, now: u32) -> [[u64; N]; 3] {
+    pub(crate) fn window_sums(&self, now: u32) -> [[u64; N]; 3] {
         match self {
             Self::Few { ticks, bytes, len } => {
                 let mut sums = [[0u64; N]; 3];
@@ -109,14 +124,15 @@ impl<const N: usize> History<N> {
                     for (w, window) in WINDOWS.iter().enumerate() {
                         if age < *window {
                             for (sum, &v) in sums[w].iter_mut().zip(&bytes[i]) {
-                                *sum += u64::from(v);
+                                *sum = sum.saturating_add(v);
                             }
                         }
                     }
                 }
                 sums
             }
-            Self::Ring(ring) => ring.window_sums(now),
+            Self::Narrow(ring) => ring.window_sums(now),
+            Self::Wide(ring) => ring.window_sums(now),
         }
     }
 }
@@ -127,19 +143,45 @@ impl<const N: usize> Default for History<N> {
     }
 }
 
-impl<const N: usize> Ring<N> {
-    fn add(&mut self, tick: u32, series: usize, bytes: u64) {
+impl<T: SlotCount, const N: usize> Slots<T, N> {
+    fn new(last_tick: u32) -> Self {
+        Self {
+            last_tick,
+            slots: [[T::default(); N]; SLOTS],
+        }
+    }
+
+    /// Adds `bytes` at `tick`; returns false, changing nothing, when the slot's sum would not
+    /// fit `T`. Ticks older than the ring are ignored.
+    fn try_add(&mut self, tick: u32, series: usize, bytes: u64) -> bool {
+        if tick + SLOTS as u32 <= self.last_tick || series >= N {
+            return true;
+        }
+        // The slot as it stands once the ring has advanced to `tick`: a newer tick's slot
+        // still holds a count from an older lap, which does not count.
+        let current: u64 = if tick > self.last_tick {
+            0
+        } else {
+            self.slots[tick as usize % SLOTS][series].into()
+        };
+        let Ok(sum) = T::try_from(current.saturating_add(bytes)) else {
+            return false;
+        };
         if tick > self.last_tick {
             let stale = (tick - self.last_tick).min(SLOTS as u32);
             for t in (tick - stale + 1)..=tick {
-                self.slots[t as usize % SLOTS] = [0; N];
+                self.slots[t as usize % SLOTS] = [T::default(); N];
             }
             self.last_tick = tick;
         }
-        if tick + SLOTS as u32 > self.last_tick
-            && let Some(slot) = self.slots[tick as usize % SLOTS].get_mut(series)
-        {
-            *slot = slot.saturating_add(saturate(bytes));
+        self.slots[tick as usize % SLOTS][series] = sum;
+        true
+    }
+
+    fn widen(&self) -> Slots<u64, N> {
+        Slots {
+            last_tick: self.last_tick,
+            slots: self.slots.map(|row| row.map(Into::into)),
         }
     }
 
@@ -156,7 +198,7 @@ impl<const N: usize> Ring<N> {
             for (w, window) in WINDOWS.iter().enumerate() {
                 if age < *window {
                     for (sum, &v) in sums[w].iter_mut().zip(slot) {
-                        *sum += u64::from(v);
+                        *sum = sum.saturating_add(v.into());
                     }
                 }
             }
@@ -192,7 +234,7 @@ mod tests {
         assert_eq!(few.window_sums(31), [[5, 0], [5, 0], [36, 0]]);
         // A fourth tick spills into the ring with the same sums.
         few.add(31, 1, 4);
-        assert!(matches!(few, History::Ring(_)));
+        assert!(matches!(few, History::Narrow(_)));
         assert_eq!(few.window_sums(31), [[5, 4], [5, 4], [36, 4]]);
         // Old inline records make room instead of spilling.
         let mut h = History::<1>::new();
@@ -206,14 +248,50 @@ mod tests {
     #[test]
     fn idle_ticks_count_as_zero_and_old_slots_are_cleared() {
         let mut h = History::<1>::new();
-        h.add(5, 0, 7);
-        assert_eq!(h.window_sums(5), [[7], [7], [7]]);
-        assert_eq!(h.window_sums(7), [[0], [7], [7]]);
+        for tick in [1, 2, 3, 5] {
+            h.add(tick, 0, 7);
+        }
+        assert!(matches!(h, History::Narrow(_)));
+        assert_eq!(h.window_sums(5), [[7], [28], [28]]);
+        assert_eq!(h.window_sums(7), [[0], [28], [28]]);
         assert_eq!(h.window_sums(44), [[0], [0], [7]]);
         assert_eq!(h.window_sums(45), [[0], [0], [0]]);
         h.add(100, 0, 3);
         assert_eq!(h.window_sums(100), [[3], [3], [3]]);
-        h.add(101, 0, u64::MAX);
-        assert_eq!(h.window_sums(101), [[3 + u64::from(u32::MAX)]; 3]);
+    }
+
+    /// 5 GB in one tick is 40 Gbit/s over a 1 s tick: more than 32 bits hold.
+    const FIVE_GB: u64 = 5_000_000_000;
+
+    #[test]
+    fn five_gigabytes_a_tick_do_not_saturate() {
+        // Inline records.
+        let mut few = History::<2>::new();
+        few.add(1, 0, FIVE_GB);
+        few.add(1, 0, FIVE_GB);
+        few.add(2, 1, FIVE_GB);
+        assert_eq!(few.window_sums(2)[0], [2 * FIVE_GB, FIVE_GB]);
+        // A ring that holds small counts widens when one tick passes 4 GiB, keeping the rest.
+        let mut ring = History::<2>::new();
+        for tick in 0..10 {
+            ring.add(tick, 0, 1000);
+        }
+        assert!(matches!(ring, History::Narrow(_)));
+        ring.add(10, 0, FIVE_GB);
+        ring.add(10, 1, FIVE_GB);
+        ring.add(11, 0, FIVE_GB);
+        assert!(matches!(ring, History::Wide(_)));
+        assert_eq!(ring.window_sums(11)[0], [2 * FIVE_GB, FIVE_GB]);
+        assert_eq!(ring.window_sums(11)[1], [2 * FIVE_GB + 8000, FIVE_GB]);
+        // Spilling from inline records that are already large goes straight to wide slots.
+        let mut spill = History::<1>::new();
+        for tick in 0..4 {
+            spill.add(tick, 0, FIVE_GB);
+        }
+        assert!(matches!(spill, History::Wide(_)));
+        assert_eq!(
+            spill.window_sums(3),
+            [[2 * FIVE_GB], [4 * FIVE_GB], [4 * FIVE_GB]]
+        );
     }
 }

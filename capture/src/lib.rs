@@ -2,28 +2,34 @@
 //! `PACKET_FANOUT` group, one pinned worker per ring, zero-copy parsing, lock-free per-worker
 //! counting, and an aggregator that publishes immutable snapshots.
 //!
-//! Data flows one way: ring → worker ([`parse`], [`counters`]) → aggregator (bounded tables,
-//! rate history) → `Arc<`[`Snapshot`]`>` → whoever renders or writes it.
+//! Data flows one way: ring → worker ([`parse`], [`counters`] into a bounded per-tick
+//! [`Tally`]) → aggregator (once a tick: [`Aggregate`] tables with rate history) →
+//! `Arc<`[`Snapshot`]`>` on a latest-wins [`Feed`] → whoever renders, writes or exports it.
+//! Only the workers do work per packet.
 
 pub mod affinity;
+pub mod aggregate;
 mod aggregator;
 pub mod config;
 pub mod counters;
 mod engine;
 mod error;
+pub mod feed;
 pub mod filter;
-pub mod history;
+mod history;
 pub mod iface;
 pub mod parse;
-pub mod ring;
+mod ring;
 pub mod snapshot;
 pub mod stats;
-mod table;
+pub mod table;
 mod worker;
 
-pub use aggregator::Update;
+pub use aggregate::Aggregate;
 pub use config::{CaptureConfig, FanoutConfig, FanoutMode, RingGeometry, RingOptions};
+pub use counters::Tally;
 pub use engine::{Capture, Finished, MAX_WORKERS};
 pub use error::CaptureError;
+pub use feed::{Feed, Latest};
 pub use filter::PacketFilter;
 pub use snapshot::Snapshot;

@@ -128,6 +128,46 @@ impl Ring {
         self.fd.as_fd()
     }
 
+    /// The geometry the ring was mapped with.
+    pub fn geometry(&self) -> RingGeometry {
+        self.geometry
+    }
+
+    /// Makes the socket drop every frame until another filter replaces this one: a classic
+    /// BPF program of one instruction, `ret #0`. Used while the fanout group is assembled, so
+    /// a frame cannot reach both a bound socket and the group before that socket joins it.
+    pub fn drop_all(&self) -> Result<(), CaptureError> {
+        let mut reject = [libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }];
+        let program = libc::sock_fprog {
+            len: 1,
+            filter: reject.as_mut_ptr(),
+        };
+        set_level_option(
+            self.fd.as_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &program,
+        )
+        .map_err(|e| CaptureError::option("SO_ATTACH_FILTER", &self.interface, e))
+    }
+
+    /// Removes the socket's filter, letting every frame through.
+    pub fn detach_filter(&self) -> Result<(), CaptureError> {
+        let unused: libc::c_int = 0;
+        set_level_option(
+            self.fd.as_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_DETACH_FILTER,
+            &unused,
+        )
+        .map_err(|e| CaptureError::option("SO_DETACH_FILTER", &self.interface, e))
+    }
+
     /// Binds to `ifindex` for every protocol (`ETH_P_ALL`): step 4. Frames flow from here on.
     pub fn bind(&self, ifindex: u32) -> Result<(), CaptureError> {
         // SAFETY: sockaddr_ll is plain data; all-zero is valid.
@@ -364,11 +404,20 @@ fn read_u16(bytes: &[u8], at: usize) -> u16 {
 }
 
 fn set_option<T>(fd: BorrowedFd<'_>, option: libc::c_int, value: &T) -> io::Result<()> {
+    set_level_option(fd, libc::SOL_PACKET, option, value)
+}
+
+fn set_level_option<T>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
     // SAFETY: the pointer and length describe `value`, which outlives the call.
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            libc::SOL_PACKET,
+            level,
             option,
             (&raw const *value).cast(),
             size_of::<T>() as libc::socklen_t,

@@ -5,7 +5,6 @@
 //! `tick`), so rendering it is deterministic. Serialising it gives the documented JSON schema
 //! (`docs/snapshot-json.md`).
 
-use std::cmp::Ordering;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
@@ -168,6 +167,17 @@ pub struct EvictedTalkers {
     pub bytes_received: u64,
 }
 
+impl EvictedTalkers {
+    /// Adds another set of sums to this one.
+    pub fn add(&mut self, other: &Self) {
+        self.entries += other.entries;
+        self.packets_sent += other.packets_sent;
+        self.bytes_sent += other.bytes_sent;
+        self.packets_received += other.packets_received;
+        self.bytes_received += other.bytes_received;
+    }
+}
+
 /// The sum of every flow evicted from the bounded table, both directions together.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct EvictedFlows {
@@ -177,6 +187,15 @@ pub struct EvictedFlows {
     pub packets: u64,
     /// Their bytes.
     pub bytes: u64,
+}
+
+impl EvictedFlows {
+    /// Adds another set of sums to this one.
+    pub fn add(&mut self, other: &Self) {
+        self.entries += other.entries;
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+    }
 }
 
 /// Which socket filter is attached.
@@ -271,96 +290,42 @@ pub struct Snapshot {
     pub evicted_flows: EvictedFlows,
 }
 
-/// A talker counter to order by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TalkerOrder {
-    /// Bytes sent plus received.
-    TotalBytes,
-    /// Bytes sent.
-    BytesSent,
-    /// Bytes received.
-    BytesReceived,
-    /// Packets sent.
-    PacketsSent,
-    /// Packets received.
-    PacketsReceived,
-    /// Send rate over window 0, 1 or 2.
-    SentRate(usize),
-    /// Receive rate over window 0, 1 or 2.
-    ReceivedRate(usize),
-    /// Last seen.
-    LastSeen,
-    /// The address.
-    Address,
-}
-
-impl Talker {
-    /// Compares two talkers by `order`, ascending, with the address breaking ties.
-    pub fn compare(&self, other: &Self, order: TalkerOrder) -> Ordering {
-        let by = match order {
-            TalkerOrder::TotalBytes => (self.bytes_sent + self.bytes_received)
-                .cmp(&(other.bytes_sent + other.bytes_received)),
-            TalkerOrder::BytesSent => self.bytes_sent.cmp(&other.bytes_sent),
-            TalkerOrder::BytesReceived => self.bytes_received.cmp(&other.bytes_received),
-            TalkerOrder::PacketsSent => self.packets_sent.cmp(&other.packets_sent),
-            TalkerOrder::PacketsReceived => self.packets_received.cmp(&other.packets_received),
-            TalkerOrder::SentRate(w) => {
-                rate(self.sent_bytes_per_sec, w).total_cmp(&rate(other.sent_bytes_per_sec, w))
-            }
-            TalkerOrder::ReceivedRate(w) => rate(self.received_bytes_per_sec, w)
-                .total_cmp(&rate(other.received_bytes_per_sec, w)),
-            TalkerOrder::LastSeen => self.last_seen.cmp(&other.last_seen),
-            TalkerOrder::Address => Ordering::Equal,
-        };
-        by.then_with(|| self.ip.cmp(&other.ip))
-    }
-}
-
-fn rate(r: WindowRates, window: usize) -> f64 {
-    r.get(window)
-}
-
-/// The first `limit` items of `items` in `cmp` order, without sorting the rest.
-///
-/// Costs O(n) plus O(limit log limit), so a top-20 of a million rows stays cheap.
-pub fn top_n<T>(items: &[T], limit: usize, mut cmp: impl FnMut(&T, &T) -> Ordering) -> Vec<&T> {
-    let mut refs: Vec<&T> = items.iter().collect();
-    if limit < refs.len() {
-        refs.select_nth_unstable_by(limit, |a, b| cmp(a, b));
-        refs.truncate(limit);
-    }
-    refs.sort_unstable_by(|a, b| cmp(a, b));
-    refs
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn talker(last: u8, sent: u64) -> Talker {
-        Talker {
-            ip: IpAddr::from([198, 18, 0, last]),
-            packets_sent: 1,
-            bytes_sent: sent,
-            packets_received: 0,
-            bytes_received: 0,
-            first_seen: Timestamp(0),
-            last_seen: Timestamp(0),
-            sent_bytes_per_sec: WindowRates::default(),
-            received_bytes_per_sec: WindowRates::default(),
+    /// A snapshot of nothing, for tests that need a value to pass around.
+    pub(crate) fn empty_snapshot() -> Snapshot {
+        Snapshot {
+            interface: "tc0".into(),
+            taken_at: SystemTime::UNIX_EPOCH,
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::ZERO,
+            tick: 0,
+            totals: Totals::default(),
+            workers: Vec::new(),
+            parse_errors: ParseErrors::default(),
+            filter: FilterStatus::default(),
+            fanout: FanoutInfo {
+                mode: FanoutMode::Hash,
+                group: 0,
+                defrag: false,
+                rollover: false,
+            },
+            ring: RingGeometry {
+                block_size: 1 << 20,
+                block_count: 8,
+                frame_size: 2048,
+                block_timeout_ms: 10,
+            },
+            max_talkers: 1,
+            max_flows: 1,
+            flows_enabled: false,
+            talkers: Vec::new(),
+            evicted_talkers: EvictedTalkers::default(),
+            flows: Vec::new(),
+            evicted_flows: EvictedFlows::default(),
         }
-    }
-
-    #[test]
-    fn top_n_selects_and_orders() {
-        let items: Vec<Talker> = (0..50).map(|i| talker(i, u64::from(i) * 7 % 50)).collect();
-        let top = top_n(&items, 3, |a, b| b.compare(a, TalkerOrder::BytesSent));
-        let sent: Vec<u64> = top.iter().map(|t| t.bytes_sent).collect();
-        assert_eq!(sent, vec![49, 48, 47]);
-        assert_eq!(
-            top_n(&items, 500, |a, b| a.compare(b, TalkerOrder::Address)).len(),
-            50
-        );
     }
 
     #[test]

@@ -1,227 +1,177 @@
-//! The aggregator's bounded tables: one entry per address or flow, with eviction.
+//! A bounded table with CLOCK eviction: the one structure both the workers' per-tick tallies
+//! and the aggregate tables are built on.
 //!
-//! A table never holds more than its bound. Eviction is CLOCK (second chance): entries sit in
-//! a ring of slots, each with a "referenced" bit that every later merge sets. When a new key
-//! arrives at a full table, the hand sweeps the ring, clearing set bits, and evicts the first
-//! entry whose bit is clear: one that nothing touched since the hand last passed. New entries
-//! start unreferenced, so a flood of one-packet random sources evicts its own kind first and
-//! the steady talkers survive. Each eviction is O(1) amortised, with no scan of the table.
+//! A table never holds more than its capacity and never allocates after it is built. Values
+//! sit in a dense slab of slots that never move (the clock's ring); a `hashbrown` index maps a
+//! key's hash to a slot number and compares keys in the slab, so the index costs 5 bytes a
+//! bucket whatever the key. The index is sized for twice the capacity, which makes hashbrown
+//! clean up its deleted markers in place instead of growing when churn has used them up.
 //!
-//! Every evicted entry's counters are added to the table's `evicted` sums, so the table plus
-//! `evicted` always equals what was counted.
+//! Eviction is CLOCK (second chance): each slot has a "referenced" bit that every later hit
+//! sets. When a new key arrives at a full table, the hand sweeps the ring, clearing set bits,
+//! and evicts the first slot whose bit is clear: one nothing touched since the hand last
+//! passed. New entries start unreferenced, so a flood of one-packet random sources evicts its
+//! own kind first and steady talkers survive. The sweep stops after [`MAX_SWEEP`] slots and
+//! evicts where it stands, so a working set just larger than the table (every bit set) costs a
+//! bounded step per eviction instead of a lap of the table.
+//!
+//! Every evicted value is added to the table's evicted sums, so the table plus those sums
+//! always equals what went in.
 
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
-use crate::counters::{Direction, FastMap, FlowDelta, FlowKey, TalkerDelta};
-use crate::history::History;
-use crate::parse::Addr;
-use crate::snapshot::{EvictedFlows, EvictedTalkers};
+use hashbrown::HashTable;
 
-/// An aggregated entry built from worker deltas.
-pub(crate) trait Entry {
-    /// The key it is filed under.
-    type Key: Copy + Eq + Hash;
-    /// What a worker hands over for it.
-    type Delta;
-    /// The sums evicted entries roll into.
-    type Evicted: Default;
-    /// A new entry from its first delta, at `tick`.
-    fn create(delta: &Self::Delta, tick: u32) -> Self;
-    /// Adds a later delta, at `tick`.
-    fn merge(&mut self, delta: &Self::Delta, tick: u32);
-    /// Adds this entry's counters to the evicted sums.
-    fn evict_into(&self, evicted: &mut Self::Evicted);
+/// A value that can be folded into sums when it is evicted.
+pub trait Evict {
+    /// The sums evicted values roll into.
+    type Sums: Default + Copy;
+    /// Adds this value to `sums`.
+    fn evict_into(&self, sums: &mut Self::Sums);
 }
 
-/// An entry in its slot of the clock.
-pub(crate) struct Slot<E: Entry> {
-    key: E::Key,
-    entry: E,
+/// Most referenced slots one eviction passes over before it evicts regardless.
+pub const MAX_SWEEP: usize = 32;
+
+struct Slot<K, V> {
+    key: K,
+    value: V,
     referenced: bool,
 }
 
-/// A table bounded to `max` entries that evicts by CLOCK when full.
-///
-/// Entries live in a dense slab of slots that never move (the clock's ring); the hash map
-/// holds only key -> slot. Under churn a hash map's deleted markers make it grow to about
-/// twice its live size, so keeping the large entries out of it halves the table's memory and
-/// makes inserting and evicting move 4 bytes instead of an entry.
-pub(crate) struct BoundedTable<E: Entry> {
-    index: FastMap<E::Key, u32>,
-    slots: Vec<Slot<E>>,
-    pub(crate) evicted: E::Evicted,
+/// A table of at most `capacity` values that evicts by CLOCK when full.
+pub struct ClockTable<K, V: Evict> {
+    index: HashTable<u32>,
+    slots: Vec<Slot<K, V>>,
+    hasher: foldhash::fast::RandomState,
+    evicted: V::Sums,
     hand: usize,
-    max: usize,
+    capacity: usize,
 }
 
-impl<E: Entry> BoundedTable<E> {
-    pub(crate) fn new(max: usize) -> Self {
+impl<K: Copy + Eq + Hash, V: Evict> ClockTable<K, V> {
+    /// An empty table that will hold up to `capacity` values (at least 1), fully allocated.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, u32::MAX as usize / 4);
         Self {
-            index: FastMap::default(),
-            slots: Vec::new(),
-            evicted: E::Evicted::default(),
+            index: HashTable::with_capacity(capacity * 2),
+            slots: Vec::with_capacity(capacity),
+            hasher: foldhash::fast::RandomState::default(),
+            evicted: V::Sums::default(),
             hand: 0,
-            max: max.clamp(1, u32::MAX as usize),
+            capacity,
         }
     }
 
-    /// Adds `delta` to the entry for `key`, creating it (and evicting if full) when new.
-    pub(crate) fn merge(&mut self, key: E::Key, delta: &E::Delta, tick: u32) {
-        if let Some(&i) = self.index.get(&key) {
+    /// The value for `key`, created by `create` when the key is new (evicting the idlest
+    /// value if the table is full). A hit marks the value referenced.
+    #[inline]
+    pub fn upsert(&mut self, key: K, create: impl FnOnce() -> V) -> &mut V {
+        self.upsert_spilling(key, create, |_, _| {})
+    }
+
+    /// Like [`Self::upsert`], and hands a value it evicts to `spill` before dropping it (it is
+    /// added to the evicted sums all the same).
+    #[inline]
+    pub fn upsert_spilling(
+        &mut self,
+        key: K,
+        create: impl FnOnce() -> V,
+        spill: impl FnOnce(&K, &V),
+    ) -> &mut V {
+        let hash = self.hasher.hash_one(key);
+        let slots = &self.slots;
+        if let Some(&i) = self.index.find(hash, |&i| slots[i as usize].key == key) {
             let slot = &mut self.slots[i as usize];
-            slot.entry.merge(delta, tick);
             slot.referenced = true;
-            return;
+            return &mut slot.value;
         }
         let slot = Slot {
             key,
-            entry: E::create(delta, tick),
+            value: create(),
             referenced: false,
         };
-        let i = if self.slots.len() < self.max {
+        let i = if self.slots.len() < self.capacity {
             self.slots.push(slot);
             self.slots.len() - 1
         } else {
             let i = self.evict_one();
+            let old = &self.slots[i];
+            spill(&old.key, &old.value);
             self.slots[i] = slot;
             i
         };
-        self.index.insert(key, i as u32);
+        let Self {
+            index,
+            slots,
+            hasher,
+            ..
+        } = self;
+        index.insert_unique(hash, i as u32, |&j| hasher.hash_one(slots[j as usize].key));
+        &mut self.slots[i].value
     }
 
-    /// Evicts the first unreferenced entry at or after the hand; returns its slot.
+    /// Evicts the first unreferenced value at or after the hand, or the last of
+    /// [`MAX_SWEEP`] referenced ones; returns its slot.
     fn evict_one(&mut self) -> usize {
+        let mut passed = 0;
         loop {
             let i = self.hand;
             self.hand = (self.hand + 1) % self.slots.len();
             let slot = &mut self.slots[i];
-            if slot.referenced {
+            if slot.referenced && passed < MAX_SWEEP {
                 slot.referenced = false;
-            } else {
-                self.index.remove(&slot.key);
-                slot.entry.evict_into(&mut self.evicted);
-                return i;
+                passed += 1;
+                continue;
             }
+            let hash = self.hasher.hash_one(slot.key);
+            if let Ok(found) = self.index.find_entry(hash, |&j| j as usize == i) {
+                found.remove();
+            }
+            slot.value.evict_into(&mut self.evicted);
+            return i;
         }
     }
 
-    /// How many entries the table holds.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
+    /// How many values the table holds.
+    pub fn len(&self) -> usize {
         self.slots.len()
     }
 
-    /// The entries, in no particular order.
-    pub(crate) fn entries(&self) -> impl Iterator<Item = (&E::Key, &E)> {
-        self.slots.iter().map(|slot| (&slot.key, &slot.entry))
+    /// Whether the table holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
     }
 
-    /// The entry for `key`.
-    #[cfg(test)]
-    pub(crate) fn get(&self, key: &E::Key) -> Option<&E> {
-        self.index.get(key).map(|&i| &self.slots[i as usize].entry)
-    }
-}
-
-/// One address, aggregated.
-#[derive(Clone, Debug)]
-pub(crate) struct TalkerEntry {
-    pub(crate) counts: TalkerDelta,
-    /// Bytes sent (series 0) and received (series 1) per tick.
-    pub(crate) history: History<2>,
-}
-
-impl TalkerEntry {
-    /// Adds a delta's bytes to the rate history: sent as series 0, received as series 1.
-    fn record(&mut self, delta: &TalkerDelta, tick: u32) {
-        self.history.add(tick, 0, delta.bytes_sent);
-        self.history.add(tick, 1, delta.bytes_received);
-    }
-}
-
-impl Entry for TalkerEntry {
-    type Key = Addr;
-    type Delta = TalkerDelta;
-    type Evicted = EvictedTalkers;
-
-    fn create(delta: &TalkerDelta, tick: u32) -> Self {
-        let mut entry = Self {
-            counts: *delta,
-            history: History::new(),
-        };
-        entry.record(delta, tick);
-        entry
+    /// The most values the table holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
-    fn merge(&mut self, delta: &TalkerDelta, tick: u32) {
-        let c = &mut self.counts;
-        c.packets_sent += delta.packets_sent;
-        c.bytes_sent += delta.bytes_sent;
-        c.packets_received += delta.packets_received;
-        c.bytes_received += delta.bytes_received;
-        c.first_ns = c.first_ns.min(delta.first_ns);
-        c.last_ns = c.last_ns.max(delta.last_ns);
-        self.record(delta, tick);
+    /// The sums of every value evicted so far.
+    pub fn evicted(&self) -> &V::Sums {
+        &self.evicted
     }
 
-    fn evict_into(&self, evicted: &mut EvictedTalkers) {
-        evicted.entries += 1;
-        evicted.packets_sent += self.counts.packets_sent;
-        evicted.bytes_sent += self.counts.bytes_sent;
-        evicted.packets_received += self.counts.packets_received;
-        evicted.bytes_received += self.counts.bytes_received;
-    }
-}
-
-/// One flow, aggregated, in its key's canonical (lo, hi) orientation.
-#[derive(Clone, Debug)]
-pub(crate) struct FlowEntry {
-    pub(crate) counts: FlowDelta,
-    /// Bytes per direction index per tick.
-    pub(crate) history: History<2>,
-}
-
-impl FlowEntry {
-    /// Adds a delta's bytes to the rate history, one series per direction index.
-    fn record(&mut self, delta: &FlowDelta, tick: u32) {
-        self.history.add(tick, 0, delta.bytes[0]);
-        self.history.add(tick, 1, delta.bytes[1]);
-    }
-}
-
-impl Entry for FlowEntry {
-    type Key = FlowKey;
-    type Delta = FlowDelta;
-    type Evicted = EvictedFlows;
-
-    fn create(delta: &FlowDelta, tick: u32) -> Self {
-        let mut entry = Self {
-            counts: *delta,
-            history: History::new(),
-        };
-        entry.record(delta, tick);
-        entry
+    /// The keys and values, in slot order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&K, &V)> {
+        self.slots.iter().map(|slot| (&slot.key, &slot.value))
     }
 
-    fn merge(&mut self, delta: &FlowDelta, tick: u32) {
-        let c = &mut self.counts;
-        for dir in [Direction::LoToHi, Direction::HiToLo] {
-            let i = dir.index();
-            c.packets[i] += delta.packets[i];
-            c.bytes[i] += delta.bytes[i];
-        }
-        if delta.first_ns < c.first_ns {
-            c.first_ns = delta.first_ns;
-            c.first_dir = delta.first_dir;
-        }
-        c.last_ns = c.last_ns.max(delta.last_ns);
-        self.record(delta, tick);
+    /// The value for `key`, without marking it.
+    pub fn get(&self, key: &K) -> Option<&V> {
+        let hash = self.hasher.hash_one(key);
+        self.index
+            .find(hash, |&i| self.slots[i as usize].key == *key)
+            .map(|&i| &self.slots[i as usize].value)
     }
 
-    fn evict_into(&self, evicted: &mut EvictedFlows) {
-        evicted.entries += 1;
-        evicted.packets += self.counts.packets[0] + self.counts.packets[1];
-        evicted.bytes += self.counts.bytes[0] + self.counts.bytes[1];
+    /// Empties the table and its evicted sums, keeping every allocation.
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.slots.clear();
+        self.evicted = V::Sums::default();
+        self.hand = 0;
     }
 }
 
@@ -229,88 +179,84 @@ impl Entry for FlowEntry {
 mod tests {
     use super::*;
 
-    fn delta(packets: u64, last_ns: u64) -> TalkerDelta {
-        TalkerDelta {
-            packets_sent: packets,
-            bytes_sent: packets * 100,
-            packets_received: 0,
-            bytes_received: 0,
-            first_ns: last_ns,
-            last_ns,
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    struct Sum {
+        entries: u64,
+        total: u64,
+    }
+
+    #[derive(Debug)]
+    struct Count(u64);
+
+    impl Evict for Count {
+        type Sums = Sum;
+        fn evict_into(&self, sums: &mut Sum) {
+            sums.entries += 1;
+            sums.total += self.0;
         }
+    }
+
+    fn add(table: &mut ClockTable<u32, Count>, key: u32, n: u64) {
+        table.upsert(key, || Count(0)).0 += n;
+    }
+
+    fn kept(table: &ClockTable<u32, Count>) -> u64 {
+        table.iter().map(|(_, v)| v.0).sum()
     }
 
     #[test]
     fn a_full_table_evicts_untouched_entries_first_and_keeps_the_sums() {
-        let mut table = BoundedTable::<TalkerEntry>::new(4);
-        let ip = |i: u8| Addr::v4([198, 18, 0, i]);
+        let mut table = ClockTable::with_capacity(4);
         for i in 0..4 {
-            table.merge(ip(i), &delta(1, 1000 + u64::from(i)), 0);
+            add(&mut table, i, 1);
         }
-        // A flood of new one-packet sources arrives while .0 and .2 keep talking, as steady
-        // talkers do every tick: the flood evicts the silent .1 and .3, then its own kind.
-        for round in 0..5u8 {
-            table.merge(ip(0), &delta(1, 5000), 1);
-            table.merge(ip(2), &delta(1, 5000), 1);
-            table.merge(ip(10 + 2 * round), &delta(1, 6000), 2);
-            table.merge(ip(11 + 2 * round), &delta(1, 6000), 2);
+        // A flood of new keys arrives while 0 and 2 keep being hit: the flood evicts the
+        // silent 1 and 3, then its own kind.
+        for round in 0..5 {
+            add(&mut table, 0, 1);
+            add(&mut table, 2, 1);
+            add(&mut table, 10 + 2 * round, 1);
+            add(&mut table, 11 + 2 * round, 1);
         }
         assert_eq!(table.len(), 4);
-        assert!(table.get(&ip(0)).is_some() && table.get(&ip(2)).is_some());
-        assert!(table.get(&ip(1)).is_none() && table.get(&ip(3)).is_none());
-        assert_eq!(table.evicted.entries, 10);
-        let kept: u64 = table.entries().map(|(_, e)| e.counts.packets_sent).sum();
-        assert_eq!(kept + table.evicted.packets_sent, 4 + 10 + 10);
+        assert!(table.get(&0).is_some() && table.get(&2).is_some());
+        assert!(table.get(&1).is_none() && table.get(&3).is_none());
+        assert_eq!(table.evicted().entries, 10);
+        assert_eq!(kept(&table) + table.evicted().total, 4 + 10 + 10);
     }
 
     #[test]
     fn when_everything_is_referenced_the_hand_clears_and_evicts() {
-        let mut table = BoundedTable::<TalkerEntry>::new(3);
-        let ip = |i: u8| Addr::v4([198, 18, 1, i]);
-        for round in 0..3 {
+        let mut table = ClockTable::with_capacity(3);
+        for _ in 0..3 {
             for i in 0..3 {
-                table.merge(ip(i), &delta(1, round), round as u32);
+                add(&mut table, i, 1);
             }
         }
-        table.merge(ip(9), &delta(1, 9), 3);
-        assert_eq!((table.len(), table.evicted.entries), (3, 1));
-        assert!(table.get(&ip(9)).is_some());
+        add(&mut table, 9, 1);
+        assert_eq!((table.len(), table.evicted().entries), (3, 1));
+        assert!(table.get(&9).is_some());
     }
 
     #[test]
-    fn flows_keep_the_earliest_direction() {
-        let mut table = BoundedTable::<FlowEntry>::new(4);
-        let key = FlowKey {
-            proto: 17,
-            has_ports: true,
-            lo: crate::counters::Endpoint {
-                ip: Addr::v4([198, 18, 0, 1]),
-                port: 53,
-            },
-            hi: crate::counters::Endpoint {
-                ip: Addr::v4([198, 18, 0, 2]),
-                port: 4000,
-            },
-        };
-        let later = FlowDelta {
-            packets: [1, 0],
-            bytes: [60, 0],
-            first_ns: 20,
-            last_ns: 20,
-            first_dir: Direction::LoToHi,
-        };
-        let earlier = FlowDelta {
-            packets: [0, 2],
-            bytes: [0, 200],
-            first_ns: 10,
-            last_ns: 30,
-            first_dir: Direction::HiToLo,
-        };
-        table.merge(key, &later, 0);
-        table.merge(key, &earlier, 0);
-        let e = table.get(&key).unwrap();
-        assert_eq!(e.counts.packets, [1, 2]);
-        assert_eq!((e.counts.first_ns, e.counts.last_ns), (10, 30));
-        assert_eq!(e.counts.first_dir, Direction::HiToLo);
+    fn churn_never_grows_the_index_and_clear_keeps_the_allocation() {
+        let mut table = ClockTable::with_capacity(1000);
+        let bytes = table.index.allocation_size();
+        let mut inserted = 0u64;
+        for key in 0..200_000u32 {
+            add(&mut table, key, 1);
+            inserted += 1;
+            assert!(table.len() <= 1000);
+        }
+        assert_eq!(table.index.allocation_size(), bytes);
+        assert_eq!(table.slots.capacity(), 1000);
+        assert_eq!(kept(&table) + table.evicted().total, inserted);
+        // Every key still in the slab is found through the index.
+        let keys: Vec<u32> = table.iter().map(|(k, _)| *k).collect();
+        assert!(keys.iter().all(|k| table.get(k).is_some()));
+        table.clear();
+        assert!(table.is_empty());
+        assert_eq!(*table.evicted(), Sum::default());
+        assert_eq!(table.index.allocation_size(), bytes);
     }
 }

@@ -1,29 +1,71 @@
 //! One capture worker: a pinned thread that walks its ring block by block, parses each frame
 //! and counts it into its own [`Tally`].
 //!
-//! The worker takes no lock and allocates nothing per frame. It hands its tally to the
-//! aggregator when the aggregator starts a new tick (an epoch counter it checks after every
-//! block and poll timeout) or when the tally is full, and continues with an empty one from its
-//! pool. On stop it drains whatever the kernel has handed over, waits one block timeout for the
-//! partly filled block, drains again, and hands over a last time.
+//! The worker takes no lock and allocates nothing per frame, and it is the only stage that
+//! does work per frame. After every block it checks the stop flag and the tick epoch, so even a
+//! ring that is never empty cannot keep it from answering: on a new epoch it refreshes its ring
+//! statistics and hands its tally to the aggregator, continuing with the emptied one the
+//! aggregator sent back last tick. On stop it drains at most one lap of the ring, waits at most
+//! [`EXIT_WAIT_MS`] for the partly filled block, and hands over a last time.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 
 use crate::CaptureError;
 use crate::counters::Tally;
 use crate::iface;
 use crate::parse::{VLAN_TAG_LEN, parse_frame};
-use crate::ring::{Ring, Wait};
+use crate::ring::{Frame, Ring, Wait};
 use crate::stats::{RingCounters, WorkerStats};
 
 /// How long a worker blocks in `poll` before checking for stop and new ticks.
 const POLL_MS: i32 = 100;
+/// The longest a stopping worker waits for the kernel to retire a partly filled block, however
+/// long the block timeout.
+pub(crate) const EXIT_WAIT_MS: i32 = 500;
+
+/// Where a worker's frames come from: its ring, or a stand-in in tests.
+pub(crate) trait FrameSource {
+    /// Waits up to `timeout_ms` for a ready block.
+    fn wait(&self, timeout_ms: i32) -> Wait;
+    /// Hands every frame of the next ready block to `each`, then releases the block; returns
+    /// false when no block is ready.
+    fn next_block(&mut self, each: impl FnMut(Frame<'_>)) -> bool;
+    /// Reads, and thereby resets, the kernel's drop and freeze counters.
+    fn take_stats(&self) -> Result<libc::tpacket_stats_v3, CaptureError>;
+    /// Blocks in the ring: one lap.
+    fn block_count(&self) -> u32;
+}
+
+impl FrameSource for Ring {
+    fn wait(&self, timeout_ms: i32) -> Wait {
+        Ring::wait(self, timeout_ms)
+    }
+
+    #[inline]
+    fn next_block(&mut self, mut each: impl FnMut(Frame<'_>)) -> bool {
+        let Some(mut block) = Ring::next_block(self) else {
+            return false;
+        };
+        while let Some(frame) = block.next_frame() {
+            each(frame);
+        }
+        true
+    }
+
+    fn take_stats(&self) -> Result<libc::tpacket_stats_v3, CaptureError> {
+        Ring::take_stats(self)
+    }
+
+    fn block_count(&self) -> u32 {
+        self.geometry().block_count
+    }
+}
 
 /// What workers tell the aggregator.
 pub(crate) enum Message {
-    /// Counts since the last hand-over, with cumulative stats.
+    /// The tick's counts (if any could be handed over), with cumulative stats.
     Batch {
         worker: usize,
         /// The newest tick epoch the worker had seen when it sent this.
@@ -31,10 +73,10 @@ pub(crate) enum Message {
         tally: Option<Tally>,
         stats: WorkerStats,
     },
-    /// The worker has stopped; this is its last message.
+    /// The worker has stopped; this is its last message. `stats` is `None` after a panic.
     Exit {
         worker: usize,
-        stats: WorkerStats,
+        stats: Option<WorkerStats>,
         error: Option<CaptureError>,
     },
 }
@@ -45,7 +87,7 @@ pub(crate) struct Signals {
     pub(crate) epoch: Arc<AtomicU64>,
 }
 
-/// Everything a worker owns except its ring.
+/// Everything a worker owns except its frame source.
 pub(crate) struct Counting {
     pub(crate) stats: WorkerStats,
     pub(crate) ring_counters: RingCounters,
@@ -55,44 +97,88 @@ pub(crate) struct Counting {
     pub(crate) seen_epoch: u64,
 }
 
-/// A worker: its ring plus its counting state.
-pub(crate) struct Worker {
-    pub(crate) ring: Ring,
+/// A worker: its frame source plus its counting state.
+pub(crate) struct Worker<S> {
+    pub(crate) source: S,
     pub(crate) ifindex: u32,
     pub(crate) interface: String,
     pub(crate) block_timeout_ms: u32,
     pub(crate) counting: Counting,
 }
 
-impl Worker {
+impl<S: FrameSource> Worker<S> {
+    /// Runs the worker; should it panic, reports that to the aggregator as a capture failure
+    /// instead of leaving the aggregator waiting for an exit that never comes.
+    pub(crate) fn run_guarded(self, signals: &Signals) {
+        let id = self.counting.stats.id;
+        let to_aggregator = self.counting.to_aggregator.clone();
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(signals)));
+        if let Err(payload) = ran {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".to_owned());
+            let _ = to_aggregator.send(Message::Exit {
+                worker: id,
+                stats: None,
+                error: Some(CaptureError::Thread {
+                    name: format!("tc-worker-{id}"),
+                    message: format!("panicked: {what}"),
+                }),
+            });
+        }
+    }
+
     /// Runs until stopped or the interface vanishes, then sends [`Message::Exit`].
     pub(crate) fn run(mut self, signals: &Signals) {
         let error = self.capture(signals).err();
-        // Whatever ended the loop, count what the kernel already handed over.
-        self.drain();
-        self.ring.wait(self.block_timeout_ms as i32 * 2 + 10);
-        self.drain();
+        // Whatever ended the loop, count what the kernel already handed over, one lap at most,
+        // then what it retires within a bounded wait.
+        let lap = self.source.block_count();
+        let drained = self.drain(lap);
+        if drained < lap {
+            let wait = (self.block_timeout_ms as i32)
+                .saturating_mul(2)
+                .saturating_add(10)
+                .min(EXIT_WAIT_MS);
+            if matches!(self.source.wait(wait), Wait::Ready) {
+                self.drain(lap - drained);
+            }
+        }
         let c = &mut self.counting;
-        refresh_ring_stats(&self.ring, c);
-        let final_tally = std::mem::replace(&mut c.tally, Tally::with_capacity(0, None));
+        refresh_ring_stats(&self.source, c);
+        let last =
+            (!c.tally.is_empty()).then(|| std::mem::replace(&mut c.tally, Tally::new(1, false)));
         let _ = c.to_aggregator.send(Message::Batch {
             worker: c.stats.id,
             epoch: c.seen_epoch,
-            tally: (!final_tally.is_empty()).then_some(final_tally),
+            tally: last,
             stats: c.stats,
         });
         let _ = c.to_aggregator.send(Message::Exit {
             worker: c.stats.id,
-            stats: c.stats,
+            stats: Some(c.stats),
             error,
         });
     }
 
     fn capture(&mut self, signals: &Signals) -> Result<(), CaptureError> {
-        while !signals.stop.load(Ordering::Acquire) {
-            match self.ring.wait(POLL_MS) {
-                Wait::Ready => self.drain(),
-                Wait::Timeout => {}
+        loop {
+            // Stop and the tick epoch are checked before every block, so a ring that is never
+            // empty still lets the worker answer.
+            loop {
+                if signals.stop.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                self.check_epoch(signals)?;
+                let c = &mut self.counting;
+                if !self.source.next_block(|frame| c.count(frame)) {
+                    break;
+                }
+            }
+            match self.source.wait(POLL_MS) {
+                Wait::Ready | Wait::Timeout => {}
                 Wait::SocketError(err) => {
                     if !iface::index_exists(self.ifindex) {
                         return Err(CaptureError::InterfaceGone {
@@ -102,51 +188,67 @@ impl Worker {
                     log::warn!("capture socket on {}: {err}", self.interface);
                 }
             }
-            let epoch = signals.epoch.load(Ordering::Acquire);
-            if epoch != self.counting.seen_epoch {
-                self.counting.seen_epoch = epoch;
-                refresh_ring_stats(&self.ring, &mut self.counting);
-                self.counting.hand_over()?;
-            }
+        }
+    }
+
+    /// On a new tick epoch: refreshes ring statistics and hands the tally over.
+    fn check_epoch(&mut self, signals: &Signals) -> Result<(), CaptureError> {
+        let epoch = signals.epoch.load(Ordering::Acquire);
+        if epoch != self.counting.seen_epoch {
+            self.counting.seen_epoch = epoch;
+            refresh_ring_stats(&self.source, &mut self.counting);
+            self.counting.hand_over()?;
         }
         Ok(())
     }
 
-    /// Counts every block the kernel has handed over, without waiting.
-    fn drain(&mut self) {
-        let c = &mut self.counting;
-        while let Some(mut block) = self.ring.next_block() {
-            while let Some(frame) = block.next_frame() {
-                let bytes = u64::from(frame.wire_len)
-                    + frame.offloaded.map_or(0, |_| u64::from(VLAN_TAG_LEN));
-                c.stats.packets += 1;
-                c.stats.bytes += bytes;
-                match parse_frame(frame.data, frame.wire_len, frame.offloaded) {
-                    Ok(packet) => {
-                        if !c.tally.has_room() && c.hand_over().is_err() {
-                            // The aggregator is gone; nothing more can be counted.
-                            return;
-                        }
-                        c.tally.count(&packet, bytes, frame.ts_ns);
-                    }
-                    Err(error) => c.stats.parse_errors.record(error),
-                }
+    /// Counts up to `max_blocks` blocks the kernel has handed over, without waiting; returns
+    /// how many there were.
+    fn drain(&mut self, max_blocks: u32) -> u32 {
+        let mut blocks = 0;
+        while blocks < max_blocks {
+            let c = &mut self.counting;
+            if !self.source.next_block(|frame| c.count(frame)) {
+                break;
             }
+            blocks += 1;
         }
+        blocks
     }
 }
 
 impl Counting {
-    /// Sends the tally (if any) and stats to the aggregator, continuing with a pooled tally.
+    /// Parses one frame and counts it as traffic or as a parse error.
+    #[inline]
+    fn count(&mut self, frame: Frame<'_>) {
+        let bytes =
+            u64::from(frame.wire_len) + frame.offloaded.map_or(0, |_| u64::from(VLAN_TAG_LEN));
+        self.stats.packets += 1;
+        self.stats.bytes += bytes;
+        match parse_frame(frame.data, frame.wire_len, frame.offloaded) {
+            Ok(packet) => self.tally.count(&packet, bytes, frame.ts_ns),
+            Err(error) => self.stats.parse_errors.record(error),
+        }
+    }
+
+    /// Sends the tally (when there is one and a spare to continue with) and stats.
+    ///
+    /// The spare is the tally the aggregator merged and sent back last tick. Should it not be
+    /// back yet, the worker keeps counting into the current tally, which then goes with the
+    /// next tick: late, never lost.
     fn hand_over(&mut self) -> Result<(), CaptureError> {
+        let gone = || CaptureError::Thread {
+            name: format!("tc-worker-{}", self.stats.id),
+            message: "the aggregator stopped".into(),
+        };
         let tally = if self.tally.is_empty() {
             None
         } else {
-            let fresh = self.pool.recv().map_err(|_| CaptureError::Thread {
-                name: format!("worker-{}", self.stats.id),
-                message: "the aggregator stopped".into(),
-            })?;
-            Some(std::mem::replace(&mut self.tally, fresh))
+            match self.pool.try_recv() {
+                Ok(fresh) => Some(std::mem::replace(&mut self.tally, fresh)),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => return Err(gone()),
+            }
         };
         self.to_aggregator
             .send(Message::Batch {
@@ -155,15 +257,12 @@ impl Counting {
                 tally,
                 stats: self.stats,
             })
-            .map_err(|_| CaptureError::Thread {
-                name: format!("worker-{}", self.stats.id),
-                message: "the aggregator stopped".into(),
-            })
+            .map_err(|_| gone())
     }
 }
 
-fn refresh_ring_stats(ring: &Ring, c: &mut Counting) {
-    match ring.take_stats() {
+fn refresh_ring_stats(source: &impl FrameSource, c: &mut Counting) {
+    match source.take_stats() {
         Ok(read) => {
             c.ring_counters.accumulate(read);
             c.stats.ring_drops = c.ring_counters.drops;
@@ -172,3 +271,7 @@ fn refresh_ring_stats(ring: &Ring, c: &mut Counting) {
         Err(err) => log::debug!("reading ring statistics: {err}"),
     }
 }
+
+#[cfg(test)]
+#[path = "worker/tests.rs"]
+mod tests;

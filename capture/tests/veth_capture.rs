@@ -4,14 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use testlab::Lab;
 use testlab::corpus::{self, Corpus};
 use testlab::netns::CAPTURE_IF;
 use traffic_counter_capture::snapshot::Snapshot;
-use traffic_counter_capture::{Capture, CaptureConfig, CaptureError, FanoutMode, Update};
+use traffic_counter_capture::{Capture, CaptureConfig, CaptureError, FanoutMode, Feed, Latest};
 
 fn config(workers: usize) -> CaptureConfig {
     let mut c = CaptureConfig::new(CAPTURE_IF);
@@ -24,13 +23,29 @@ fn config(workers: usize) -> CaptureConfig {
 /// final snapshot.
 fn capture(lab: &Lab, config: &CaptureConfig, corpus: &Corpus) -> Snapshot {
     let capture = lab
-        .in_capture_ns(|| Capture::start(config, None, |_| {}))
+        .in_capture_ns(|| Capture::start(config, None))
         .expect("capture starts");
     lab.send(&corpus.frames);
     std::thread::sleep(Duration::from_millis(50));
     let finished = capture.stop().expect("capture stops");
     assert!(finished.error.is_none(), "{:?}", finished.error);
     (*finished.snapshot).clone()
+}
+
+/// Polls the feed until `pick` finds what it wants, for at most `limit`.
+fn wait_for<T>(
+    feed: &Feed,
+    limit: Duration,
+    mut pick: impl FnMut(&Latest) -> Option<T>,
+) -> Option<T> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(found) = pick(&feed.borrow()) {
+            return Some(found);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
 }
 
 fn assert_counts(snap: &Snapshot, corpus: &Corpus) {
@@ -146,8 +161,8 @@ fn two_captures_on_one_interface_do_not_share_a_group() {
     let cfg = config(2);
     let (first, second) = lab.in_capture_ns(|| {
         (
-            Capture::start(&cfg, None, |_| {}).expect("first starts"),
-            Capture::start(&cfg, None, |_| {}).expect("second starts"),
+            Capture::start(&cfg, None).expect("first starts"),
+            Capture::start(&cfg, None).expect("second starts"),
         )
     });
     assert_ne!(first.fanout().group, second.fanout().group);
@@ -210,27 +225,19 @@ fn snapshots_are_published_every_tick_while_capturing() {
     let lab = Lab::new("tick");
     let mut cfg = config(2);
     cfg.tick = Duration::from_millis(200);
-    let (tx, rx) = mpsc::channel();
     let capture = lab
-        .in_capture_ns(|| {
-            Capture::start(&cfg, None, move |u| {
-                let _ = tx.send(u);
-            })
-        })
+        .in_capture_ns(|| Capture::start(&cfg, None))
         .expect("starts");
+    let feed = capture.feed();
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
-    let started = Instant::now();
-    let mut seen = None;
-    while started.elapsed() < Duration::from_secs(5) {
-        if let Ok(Update::Snapshot(s)) = rx.recv_timeout(Duration::from_secs(1))
-            && s.totals.packets == corpus.packets
-        {
-            seen = Some(s);
-            break;
-        }
-    }
-    let snap = seen.expect("a published snapshot shows every packet");
+    let snap = wait_for(&feed, Duration::from_secs(5), |latest| {
+        latest
+            .snapshot
+            .clone()
+            .filter(|s| s.totals.packets == corpus.packets)
+    })
+    .expect("a published snapshot shows every packet");
     // Published while running, with rates over the windows covered so far.
     assert!(snap.duration < Duration::from_secs(5));
     let expected_rate = corpus.bytes as f64 / (f64::from(snap.tick + 1) * 0.2);
@@ -246,28 +253,19 @@ fn snapshots_are_published_every_tick_while_capturing() {
 #[test]
 fn a_vanishing_interface_fails_the_capture_promptly() {
     let lab = Lab::new("gone");
-    let (tx, rx) = mpsc::channel();
     let capture = lab
-        .in_capture_ns(|| {
-            Capture::start(&config(2), None, move |u| {
-                let _ = tx.send(u);
-            })
-        })
+        .in_capture_ns(|| Capture::start(&config(2), None))
         .expect("starts");
+    let feed = capture.feed();
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
     std::thread::sleep(Duration::from_millis(50));
     let deleted = Instant::now();
     lab.delete_capture_interface();
-    let failure = loop {
-        match rx
-            .recv_timeout(Duration::from_secs(2))
-            .expect("an update within 2 s")
-        {
-            Update::Failed(message) => break message,
-            Update::Snapshot(_) => {}
-        }
-    };
+    let failure = wait_for(&feed, Duration::from_secs(2), |latest| {
+        latest.failure.clone()
+    })
+    .expect("a failure within 2 s");
     assert!(
         deleted.elapsed() < Duration::from_secs(2),
         "took {:?}",
@@ -294,7 +292,7 @@ fn a_missing_interface_names_the_ones_that_exist() {
     let mut cfg = config(1);
     cfg.interface = "nope0".into();
     let err = lab
-        .in_capture_ns(|| Capture::start(&cfg, None, |_| {}))
+        .in_capture_ns(|| Capture::start(&cfg, None))
         .err()
         .expect("fails");
     let text = err.to_string();

@@ -30,7 +30,7 @@ fn capture(lab: &Lab, filter: Arc<dyn PacketFilter>, corpus: &Corpus) -> Snapsho
     config.workers = 2;
     config.flows = true;
     let capture = lab
-        .in_capture_ns(|| Capture::start(&config, Some(filter), |_| {}))
+        .in_capture_ns(|| Capture::start(&config, Some(filter)))
         .expect("capture starts");
     lab.send(&corpus.frames);
     std::thread::sleep(Duration::from_millis(50));
@@ -211,7 +211,7 @@ fn a_live_exclude_rejects_later_traffic() {
     let mut config = CaptureConfig::new(CAPTURE_IF);
     config.workers = 2;
     let capture = lab
-        .in_capture_ns(|| Capture::start(&config, Some(filter.clone()), |_| {}))
+        .in_capture_ns(|| Capture::start(&config, Some(filter.clone())))
         .unwrap();
     let ip = |s: &str| s.parse().unwrap();
     let frame = Frame::ip(ip("198.18.7.1"), ip("198.18.0.1"), L4::Udp(9, 9), 10);
@@ -283,7 +283,7 @@ fn no_unfiltered_frame_reaches_a_ring_during_start() {
                 let mut config = CaptureConfig::new(CAPTURE_IF);
                 config.workers = 2;
                 let capture = lab
-                    .in_capture_ns(|| Capture::start(&config, selected.filter.clone(), |_| {}))
+                    .in_capture_ns(|| Capture::start(&config, selected.filter.clone()))
                     .unwrap();
                 std::thread::sleep(Duration::from_millis(30));
                 let snap = capture.stop().unwrap().snapshot;

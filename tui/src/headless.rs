@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
-use traffic_counter_capture::{Capture, Snapshot, Update};
+use traffic_counter_capture::{Capture, Snapshot};
 
 use crate::cli::Args;
 use crate::{snapshot_file, summary};
@@ -25,10 +24,8 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
     if let Some(notice) = &selected.notice {
         eprintln!("traffic-counter: {notice}");
     }
-    let (tx, mut updates) = mpsc::unbounded_channel();
-    let capture = Capture::start(&config, selected.filter.clone(), move |update| {
-        let _ = tx.send(update);
-    })?;
+    let capture = Capture::start(&config, selected.filter.clone())?;
+    let mut feed = capture.feed();
     let fanout = capture.fanout();
     eprintln!(
         "traffic-counter: capturing on {} with {} workers on CPUs {:?}, fanout {} group {}, \
@@ -48,11 +45,13 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
     let mut ticker = tokio::time::interval_at(Instant::now() + args.interval, args.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let deadline = args.duration.map(|d| Instant::now() + d);
-    let mut latest: Option<Arc<Snapshot>> = None;
     let mut failure = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {
+                // Latest wins: whatever the capture published last, however long the previous
+                // write took; nothing queues behind a slow disk or stdout.
+                let latest: Option<Arc<Snapshot>> = feed.borrow().snapshot.clone();
                 if let Some(s) = &latest {
                     println!("{}", summary::line(s));
                     if let Some(path) = &args.snapshot_file
@@ -62,11 +61,15 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            update = updates.recv() => match update {
-                Some(Update::Snapshot(s)) => latest = Some(s),
-                Some(Update::Failed(message)) => { failure = Some(message); break; }
-                None => break,
-            },
+            changed = feed.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                if let Some(message) = feed.borrow_and_update().failure.clone() {
+                    failure = Some(message);
+                    break;
+                }
+            }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             () = sleep_until(deadline), if deadline.is_some() => break,

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod export;
 pub mod fixture;
 pub mod headless;
+pub mod ranking;
 pub mod snapshot_file;
 pub mod summary;
 pub mod ui;

@@ -11,13 +11,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use traffic_counter_capture::Snapshot;
-use traffic_counter_capture::snapshot::{Flow, TalkerOrder, top_n};
+use traffic_counter_capture::snapshot::{Flow, Talker};
+
+use crate::ranking::top_n;
 
 /// The snapshot limited to the top `top` talkers and flows by total bytes.
 fn limited(snapshot: &Snapshot, top: usize) -> Snapshot {
     let mut s = snapshot.clone();
+    let total = |t: &Talker| t.bytes_sent + t.bytes_received;
     s.talkers = top_n(&snapshot.talkers, top, |a, b| {
-        b.compare(a, TalkerOrder::TotalBytes)
+        total(b).cmp(&total(a)).then_with(|| a.ip.cmp(&b.ip))
     })
     .into_iter()
     .cloned()

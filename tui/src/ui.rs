@@ -13,7 +13,7 @@ use anyhow::Context;
 use ratatui::crossterm::event::{self, Event as TermEvent};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
-use traffic_counter_capture::{Capture, Update};
+use traffic_counter_capture::Capture;
 use traffic_counter_ebpf::PrefixList;
 
 use crate::app::{Action, App, Effect};
@@ -44,13 +44,9 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
     let config = args.capture_config(interface);
     let selected = traffic_counter_ebpf::select(args.filter.into(), &args.filter_rules())?;
     let (tx, mut events) = mpsc::unbounded_channel::<Event>();
-    let capture_tx = tx.clone();
-    let capture = Capture::start(&config, selected.filter.clone(), move |update| {
-        let _ = capture_tx.send(Event::Action(match update {
-            Update::Snapshot(s) => Action::Snapshot(s),
-            Update::Failed(message) => Action::CaptureFailed(message),
-        }));
-    })?;
+    let capture = Capture::start(&config, selected.filter.clone())?;
+    let mut feed = capture.feed();
+    let mut capture_running = true;
 
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;
     let restore = Restore;
@@ -70,6 +66,19 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
             .context("drawing")?;
         let action = tokio::select! {
             _ = ticker.tick() => continue,
+            // Latest wins: a terminal that draws slowly skips snapshots instead of queueing them.
+            changed = feed.changed(), if capture_running => {
+                if changed.is_err() {
+                    capture_running = false;
+                    continue;
+                }
+                let latest = feed.borrow_and_update();
+                match (&latest.failure, &latest.snapshot) {
+                    (Some(message), _) => Action::CaptureFailed(message.clone()),
+                    (None, Some(s)) => Action::Snapshot(s.clone()),
+                    (None, None) => continue,
+                }
+            }
             event = events.recv() => match event {
                 Some(Event::Action(action)) => action,
                 Some(Event::Key(key)) => match keys::action(key, app.prompt.is_some()) {
