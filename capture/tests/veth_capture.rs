@@ -301,3 +301,70 @@ fn a_missing_interface_names_the_ones_that_exist() {
         "{text}"
     );
 }
+
+/// The `i`-th of 65,536 distinct sources in 198.18.0.0/16.
+fn unique_source(i: u32) -> std::net::IpAddr {
+    std::net::IpAddr::from([198, 18, (i >> 8) as u8, i as u8])
+}
+
+#[test]
+fn frames_arriving_while_the_group_assembles_are_never_counted_twice() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use testlab::netns::{GENERATOR_IF, PacketSender, in_netns};
+    use testlab::{Frame, L4};
+
+    let lab = Lab::new("startup");
+    // Eight members: seven bind-to-join windows per start, while frames stream in from
+    // sources that each send exactly one frame within any one capture's life (far fewer than
+    // 65,536 frames).
+    let mut cfg = config(8);
+    cfg.ring.block_count = Some(4);
+    cfg.ring.block_size = Some(1 << 20);
+    let server: std::net::IpAddr = "198.19.0.1".parse().unwrap();
+    let sending = AtomicBool::new(true);
+    let snapshots = std::thread::scope(|scope| {
+        let sender = scope.spawn(|| {
+            in_netns(&lab.generator_ns, || {
+                let sock = PacketSender::open(GENERATOR_IF);
+                let mut i = 0u32;
+                // Bounded: at most 2M frames or until the captures are done.
+                while sending.load(Ordering::Relaxed) && i < 2_000_000 {
+                    let frame = Frame::ip(unique_source(i), server, L4::Udp(4000, 53), 0);
+                    sock.send(&frame.bytes);
+                    i += 1;
+                    if i.is_multiple_of(64) {
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
+                }
+                i
+            })
+        });
+        let mut snapshots = Vec::new();
+        for _ in 0..10 {
+            let capture = lab
+                .in_capture_ns(|| Capture::start(&cfg, None))
+                .expect("capture starts");
+            std::thread::sleep(Duration::from_millis(30));
+            let finished = capture.stop().expect("capture stops");
+            assert!(finished.error.is_none(), "{:?}", finished.error);
+            snapshots.push(finished.snapshot);
+        }
+        sending.store(false, Ordering::Relaxed);
+        let sent = sender.join().unwrap();
+        assert!(sent > 1000, "the sender sent only {sent} frames");
+        snapshots
+    });
+    for snap in snapshots {
+        assert!(
+            snap.totals.packets > 0,
+            "frames were flowing during each capture"
+        );
+        assert_eq!(snap.evicted_talkers.entries, 0);
+        let sources: Vec<_> = snap.talkers.iter().filter(|t| t.ip != server).collect();
+        let twice: Vec<_> = sources.iter().filter(|t| t.packets_sent != 1).collect();
+        assert!(twice.is_empty(), "counted more than once: {twice:?}");
+        assert_eq!(sources.len() as u64, snap.totals.packets);
+        let to_server = snap.talkers.iter().find(|t| t.ip == server).unwrap();
+        assert_eq!(to_server.packets_received, snap.totals.packets);
+    }
+}
