@@ -290,6 +290,34 @@ pub struct Snapshot {
     pub evicted_flows: EvictedFlows,
 }
 
+impl Snapshot {
+    /// A copy of everything but the rows, which are left empty: the cheap start of a
+    /// snapshot that keeps only some of them.
+    #[must_use]
+    pub fn without_rows(&self) -> Self {
+        Self {
+            interface: self.interface.clone(),
+            taken_at: self.taken_at,
+            started_at: self.started_at,
+            duration: self.duration,
+            tick: self.tick,
+            totals: self.totals,
+            workers: self.workers.clone(),
+            parse_errors: self.parse_errors,
+            filter: self.filter,
+            fanout: self.fanout,
+            ring: self.ring,
+            max_talkers: self.max_talkers,
+            max_flows: self.max_flows,
+            flows_enabled: self.flows_enabled,
+            talkers: Vec::new(),
+            evicted_talkers: self.evicted_talkers,
+            flows: Vec::new(),
+            evicted_flows: self.evicted_flows,
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -125,9 +125,23 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = SnapshotFormat::Json)]
     pub snapshot_format: SnapshotFormat,
 
-    /// Keep only the top N talkers and flows (by total bytes) in snapshot files.
-    #[arg(long, value_name = "N", value_parser = positive)]
-    pub top: Option<usize>,
+    /// Headless snapshot files keep the N biggest talkers and flows (by total bytes) and sum
+    /// up the rest; `all` writes every row.
+    #[arg(long, value_name = "N|all", default_value = "1000", value_parser = parse_top)]
+    pub top: TopRows,
+}
+
+/// How many rows of each table a headless snapshot file keeps: `Some(n)`, or all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopRows(pub Option<usize>);
+
+fn parse_top(text: &str) -> Result<TopRows, String> {
+    if text.eq_ignore_ascii_case("all") {
+        return Ok(TopRows(None));
+    }
+    positive(text)
+        .map(|n| TopRows(Some(n)))
+        .map_err(|_| format!("{text:?} must be a whole number above 0, or `all`"))
 }
 
 /// What the `w` key writes.
@@ -332,6 +346,9 @@ mod tests {
         );
         assert!(c.flows);
         assert_eq!(c.max_talkers, 10);
+        assert_eq!(args.top, TopRows(Some(1000)));
+        let all = Args::try_parse_from(["traffic-counter", "--top", "all"]).unwrap();
+        assert_eq!(all.top, TopRows(None));
     }
 
     #[test]
@@ -348,6 +365,7 @@ mod tests {
             ("--exclude", "198.18.0.0/40"),
             ("--allow", "nowhere"),
             ("--filter", "maybe"),
+            ("--top", "none"),
         ] {
             let err = Args::try_parse_from(["traffic-counter", flag, value]).unwrap_err();
             let text = err.to_string();

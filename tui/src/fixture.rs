@@ -171,21 +171,36 @@ pub fn small() -> Snapshot {
     snapshot(talkers, flows)
 }
 
-/// `n` talkers (IPv4 from 198.18.0.0/15, then IPv6 from 2001:db8::/32) with varied rates.
+/// The `i`-th test address: IPv4 from 198.18.0.0/15, then IPv6 from 2001:db8::/32.
+fn address(i: u32) -> IpAddr {
+    if i < 1 << 17 {
+        IpAddr::from([198, 18 + (i >> 16) as u8, (i >> 8) as u8, i as u8])
+    } else {
+        let mut o = [0u8; 16];
+        o[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        o[12..].copy_from_slice(&i.to_be_bytes());
+        IpAddr::from(o)
+    }
+}
+
+/// `n` talkers with varied rates.
 pub fn many_talkers(n: u32) -> Snapshot {
-    let talkers = (0..n)
+    many_rows(n, 0)
+}
+
+/// `talkers` talkers and `flows` flows (each to one of 64 servers) with varied rates.
+pub fn many_rows(talkers: u32, flows: u32) -> Snapshot {
+    let rate = |i: u32| (i.wrapping_mul(2_654_435_761) % 1_000_000) as f32;
+    let talker_rows = (0..talkers)
+        .map(|i| talker(address(i), rate(i), rate(i) / 3.0, u64::from(i % 90)))
+        .collect();
+    let flow_rows = (0..flows)
         .map(|i| {
-            let ip = if i < 1 << 17 {
-                IpAddr::from([198, 18 + (i >> 16) as u8, (i >> 8) as u8, i as u8])
-            } else {
-                let mut o = [0u8; 16];
-                o[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
-                o[12..].copy_from_slice(&i.to_be_bytes());
-                IpAddr::from(o)
-            };
-            let r = (i.wrapping_mul(2_654_435_761) % 1_000_000) as f32;
-            talker(ip, r, r / 3.0, u64::from(i % 90))
+            let server = address((1 << 17) - 1 - i % 64);
+            let proto = if i % 3 == 0 { 17 } else { 6 };
+            let client = (address(i), Some((i as u16) | 1024));
+            flow(proto, client, (server, Some(443)), rate(i), rate(i) / 5.0)
         })
         .collect();
-    snapshot(talkers, Vec::new())
+    snapshot(talker_rows, flow_rows)
 }

@@ -55,7 +55,7 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
                 if let Some(s) = &latest {
                     println!("{}", summary::line(s));
                     if let Some(path) = &args.snapshot_file
-                        && let Err(err) = snapshot_file::write_snapshot(path, s, args.top)
+                        && let Err(err) = snapshot_file::write_snapshot(path, s, args.top.0)
                     {
                         eprintln!("traffic-counter: {err:#}; capture continues");
                     }
@@ -82,7 +82,7 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
     println!("{}", summary::line(&finished.snapshot));
     let mut code = ExitCode::SUCCESS;
     if let Some(path) = &args.snapshot_file
-        && let Err(err) = snapshot_file::write_snapshot(path, &finished.snapshot, args.top)
+        && let Err(err) = snapshot_file::write_snapshot(path, &finished.snapshot, args.top.0)
     {
         eprintln!("traffic-counter: {err:#}");
         code = ExitCode::FAILURE;

@@ -3,6 +3,10 @@
 //! A reader never sees a half-written file: the new content goes to a temporary file in the
 //! same directory, created exclusively and without following links, and is renamed over the
 //! target. A target that is a symbolic link is refused rather than replaced or followed.
+//!
+//! Headless mode keeps the biggest talkers and flows (`--top`, 1000 of each by default) and
+//! sums up the rest in `omitted_talkers` / `omitted_flows`, so a file stays small and cheap to
+//! write every interval while table rows + evicted + omitted still add up to the totals.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -10,42 +14,105 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use serde::Serialize;
 use traffic_counter_capture::Snapshot;
-use traffic_counter_capture::snapshot::{Flow, Talker};
+use traffic_counter_capture::snapshot::{EvictedFlows, EvictedTalkers, Flow, Talker};
 
 use crate::ranking::top_n;
 
-/// The snapshot limited to the top `top` talkers and flows by total bytes.
-fn limited(snapshot: &Snapshot, top: usize) -> Snapshot {
-    let mut s = snapshot.clone();
-    let total = |t: &Talker| t.bytes_sent + t.bytes_received;
+/// A snapshot file: the snapshot (perhaps with only its top rows) and what was left out.
+#[derive(Serialize)]
+struct Document<'a> {
+    #[serde(flatten)]
+    snapshot: &'a Snapshot,
+    /// Sums of the talker rows not written.
+    omitted_talkers: EvictedTalkers,
+    /// Sums of the flow rows not written.
+    omitted_flows: EvictedFlows,
+}
+
+fn talker_bytes(t: &Talker) -> u64 {
+    t.bytes_sent + t.bytes_received
+}
+
+fn flow_bytes(f: &Flow) -> u64 {
+    f.bytes_a_to_b + f.bytes_b_to_a
+}
+
+/// The snapshot limited to the top `top` talkers and flows by total bytes (ties by address),
+/// with the sums of the rows left out. Copies only the rows it keeps.
+fn limited(snapshot: &Snapshot, top: usize) -> (Snapshot, EvictedTalkers, EvictedFlows) {
+    let mut s = snapshot.without_rows();
+    let mut omitted_talkers = EvictedTalkers::default();
+    for t in &snapshot.talkers {
+        omitted_talkers.add(&EvictedTalkers {
+            entries: 1,
+            packets_sent: t.packets_sent,
+            bytes_sent: t.bytes_sent,
+            packets_received: t.packets_received,
+            bytes_received: t.bytes_received,
+        });
+    }
+    let mut omitted_flows = EvictedFlows::default();
+    for f in &snapshot.flows {
+        omitted_flows.add(&EvictedFlows {
+            entries: 1,
+            packets: f.packets_a_to_b + f.packets_b_to_a,
+            bytes: flow_bytes(f),
+        });
+    }
     s.talkers = top_n(&snapshot.talkers, top, |a, b| {
-        total(b).cmp(&total(a)).then_with(|| a.ip.cmp(&b.ip))
+        talker_bytes(b)
+            .cmp(&talker_bytes(a))
+            .then_with(|| a.ip.cmp(&b.ip))
     })
     .into_iter()
     .cloned()
     .collect();
-    let total = |f: &Flow| f.bytes_a_to_b + f.bytes_b_to_a;
-    s.flows = top_n(&snapshot.flows, top, |a, b| total(b).cmp(&total(a)))
-        .into_iter()
-        .cloned()
-        .collect();
-    s
+    s.flows = top_n(&snapshot.flows, top, |a, b| {
+        flow_bytes(b)
+            .cmp(&flow_bytes(a))
+            .then_with(|| (a.a_ip, a.b_ip).cmp(&(b.a_ip, b.b_ip)))
+    })
+    .into_iter()
+    .cloned()
+    .collect();
+    for t in &s.talkers {
+        omitted_talkers.entries -= 1;
+        omitted_talkers.packets_sent -= t.packets_sent;
+        omitted_talkers.bytes_sent -= t.bytes_sent;
+        omitted_talkers.packets_received -= t.packets_received;
+        omitted_talkers.bytes_received -= t.bytes_received;
+    }
+    for f in &s.flows {
+        omitted_flows.entries -= 1;
+        omitted_flows.packets -= f.packets_a_to_b + f.packets_b_to_a;
+        omitted_flows.bytes -= flow_bytes(f);
+    }
+    (s, omitted_talkers, omitted_flows)
 }
 
 /// Writes the snapshot to `path` atomically as compact JSON (one line), streamed to the file
-/// rather than built in memory: a hundred thousand rows would otherwise cost tens of MiB.
+/// rather than built in memory, keeping the top `top` talkers and flows (all with `None`).
 pub fn write_snapshot(path: &Path, snapshot: &Snapshot, top: Option<usize>) -> anyhow::Result<()> {
-    let limited_copy;
+    let kept;
     let doc = match top {
-        Some(n) => {
-            limited_copy = limited(snapshot, n);
-            &limited_copy
+        Some(n) if n < snapshot.talkers.len().max(snapshot.flows.len()) => {
+            kept = limited(snapshot, n);
+            Document {
+                snapshot: &kept.0,
+                omitted_talkers: kept.1,
+                omitted_flows: kept.2,
+            }
         }
-        None => snapshot,
+        _ => Document {
+            snapshot,
+            omitted_talkers: EvictedTalkers::default(),
+            omitted_flows: EvictedFlows::default(),
+        },
     };
     write_atomic_with(path, |out| {
-        serde_json::to_writer(&mut *out, doc).map_err(io::Error::other)?;
+        serde_json::to_writer(&mut *out, &doc).map_err(io::Error::other)?;
         out.write_all(b"\n")
     })
     .with_context(|| format!("writing snapshot {}", path.display()))
@@ -58,9 +125,12 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
 
 /// Replaces `path` with what `write_body` writes, via a temporary file in the same directory
 /// (created exclusively, never through a link) and a rename; refuses a symlink at `path`.
+///
+/// The body gets the concrete buffered writer, not a `dyn Write`: serialisers write many tiny
+/// pieces, and a virtual call per piece cost more than the formatting itself.
 pub fn write_atomic_with(
     path: &Path,
-    write_body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    write_body: impl FnOnce(&mut BufWriter<fs::File>) -> io::Result<()>,
 ) -> io::Result<()> {
     if let Ok(meta) = fs::symlink_metadata(path)
         && meta.file_type().is_symlink()

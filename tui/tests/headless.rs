@@ -369,6 +369,25 @@ fn top_limits_the_rows_written() {
     assert_eq!(ips, ["198.18.0.1", "198.18.0.2"]);
     assert_eq!(doc["flows"].as_array().unwrap().len(), 2);
     assert_eq!(doc["totals"]["packets"], 42);
+    // What the file leaves out is summed up, so rows + evicted + omitted still make the totals.
+    let corpus = corpus::standard();
+    let kept: u64 = talkers
+        .iter()
+        .map(|t| t["packets_sent"].as_u64().unwrap())
+        .sum();
+    let omitted = &doc["omitted_talkers"];
+    assert_eq!(omitted["entries"], corpus.talkers.len() as u64 - 2);
+    assert_eq!(kept + omitted["packets_sent"].as_u64().unwrap(), 42);
+    let kept_flow_bytes: u64 = doc["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["bytes_a_to_b"].as_u64().unwrap() + f["bytes_b_to_a"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        kept_flow_bytes + doc["omitted_flows"]["bytes"].as_u64().unwrap(),
+        corpus.bytes
+    );
 }
 
 #[test]
@@ -535,4 +554,115 @@ fn an_unwritable_snapshot_path_is_an_error_and_capture_keeps_running() {
         "capture stopped early: {stdout}"
     );
     assert_eq!(code, Some(1));
+}
+
+/// One UDP frame from a random 198.18.0.0/16 source, for trafgen.
+const BLAST: &str = "{ eth(da=02:00:00:00:00:fe, sa=02:00:00:00:00:01), \
+    ipv4(sa=198.18.0.1, sa[2]=drnd(), sa[3]=drnd(), da=198.19.0.1), \
+    udp(sp=drnd(), dp=53), fill(0x41, 18) }\n";
+
+#[test]
+fn sigterm_while_a_blast_overruns_a_tiny_ring_exits_promptly_and_consistently() {
+    let lab = Lab::new("blast");
+    let path = temp_file("blast.json");
+    let config = temp_file("blast.trafgen");
+    std::fs::write(&config, BLAST).unwrap();
+    // Two 4 KiB blocks of two frames each, and a block timeout far beyond the exit cap: the
+    // rings are never empty while the blast lasts, and a partly filled block never retires.
+    let run = Running::start(headless(
+        &lab,
+        &path,
+        &[
+            "--block-size",
+            "4K",
+            "--block-count",
+            "2",
+            "--block-timeout",
+            "60000",
+        ],
+    ));
+    let mut blast = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.generator_ns,
+            "timeout",
+            "20",
+            "trafgen",
+        ])
+        .arg("--in")
+        .arg(&config)
+        .args([
+            "--out",
+            "tg0",
+            "--cpus",
+            "1",
+            "--num",
+            "20000000",
+            "--no-sock-mem",
+            "--notouch-irq",
+            "-q",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("trafgen starts (make setup installs netsniff-ng)");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        blast.try_wait().unwrap().is_none(),
+        "the blast must still be flowing when SIGTERM lands"
+    );
+    run.signal(libc::SIGTERM);
+    let (code, took) = run.wait(Duration::from_secs(5));
+    let _ = blast.kill();
+    let _ = blast.wait();
+    assert_eq!(code, 0);
+    assert!(took <= Duration::from_secs(2), "exit took {took:?}");
+    let doc = read_json(&path);
+    let counted = doc["totals"]["packets"].as_u64().unwrap();
+    let workers = doc["workers"].as_array().unwrap();
+    let read: u64 = workers.iter().map(|w| w["packets"].as_u64().unwrap()).sum();
+    let drops: u64 = workers
+        .iter()
+        .map(|w| w["ring_drops"].as_u64().unwrap())
+        .sum();
+    assert!(counted > 1000, "counted {counted}");
+    assert!(drops > 0, "a two-block ring under a blast drops frames");
+    let errors: u64 = ["non_ip", "truncated", "bad_header"]
+        .iter()
+        .map(|r| doc["parse_errors"][r].as_u64().unwrap())
+        .sum();
+    assert_eq!(read, counted + errors);
+    for (field, rows_key, evicted, omitted) in [
+        (
+            "packets_sent",
+            "talkers",
+            "evicted_talkers",
+            "omitted_talkers",
+        ),
+        (
+            "packets_received",
+            "talkers",
+            "evicted_talkers",
+            "omitted_talkers",
+        ),
+    ] {
+        let kept: u64 = doc[rows_key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t[field].as_u64().unwrap())
+            .sum();
+        let rest = doc[evicted][field].as_u64().unwrap() + doc[omitted][field].as_u64().unwrap();
+        assert_eq!(kept + rest, counted, "{field}");
+    }
+    let flows: u64 = doc["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["packets_a_to_b"].as_u64().unwrap() + f["packets_b_to_a"].as_u64().unwrap())
+        .sum();
+    let flow_rest = doc["evicted_flows"]["packets"].as_u64().unwrap()
+        + doc["omitted_flows"]["packets"].as_u64().unwrap();
+    assert_eq!(flows + flow_rest, counted);
 }

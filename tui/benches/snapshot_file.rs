@@ -1,0 +1,29 @@
+//! Writing a headless snapshot file of 100,000 talkers and 100,000 flows: every row
+//! (`--top all`) and the default top 1,000 of each, including ranking and the atomic rename.
+
+#![allow(missing_docs, clippy::unwrap_used)] // criterion_group! items; fixture setup may panic
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use traffic_counter::fixture;
+use traffic_counter::snapshot_file::write_snapshot;
+
+fn write(c: &mut Criterion) {
+    let snapshot = fixture::many_rows(100_000, 100_000);
+    let dir = std::env::temp_dir().join(format!("tc-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("snapshot.json");
+    let mut group = c.benchmark_group("snapshot_file");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(200_000));
+    group.bench_function("all_200k_rows", |b| {
+        b.iter(|| write_snapshot(&path, &snapshot, None).unwrap());
+    });
+    group.bench_function("top_1000_of_200k_rows", |b| {
+        b.iter(|| write_snapshot(&path, &snapshot, Some(1000)).unwrap());
+    });
+    group.finish();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+criterion_group!(benches, write);
+criterion_main!(benches);
