@@ -5,6 +5,12 @@
 //! worker's tally tables, and building rows reads the aggregate tables once. What a tally
 //! evicted inside its worker is added to the aggregate's evicted sums, so table sums plus
 //! evicted sums equal the totals at every tick.
+//!
+//! A full table admits a new key only when its delta for the tick carries at least
+//! [`ADMIT_WHEN_FULL`] packets; a smaller one goes straight to the evicted sums. Under a flood
+//! of one-packet sources that is what CLOCK would do a moment later anyway (a new entry starts
+//! unreferenced), without the insert and eviction, and a heavy talker that is merged once a
+//! tick is not swept out by the tick's thousands of newcomers.
 
 use std::time::Duration;
 
@@ -13,6 +19,9 @@ use crate::history::{History, WINDOWS};
 use crate::parse::Addr;
 use crate::snapshot::{EvictedFlows, EvictedTalkers, Flow, Talker, Timestamp, WindowRates};
 use crate::table::{ClockTable, Evict};
+
+/// Packets a new key's delta needs in one tick to enter a full table.
+pub const ADMIT_WHEN_FULL: u64 = 2;
 
 /// One address, aggregated.
 #[derive(Clone, Debug)]
@@ -95,7 +104,7 @@ impl Evict for FlowEntry {
 pub struct Aggregate {
     talkers: ClockTable<Addr, TalkerEntry>,
     flows: Option<ClockTable<FlowKey, FlowEntry>>,
-    /// What tallies evicted inside their workers.
+    /// What tallies evicted inside their workers, and deltas a full table did not admit.
     tally_evicted_talkers: EvictedTalkers,
     tally_evicted_flows: EvictedFlows,
     packets: u64,
@@ -161,9 +170,11 @@ impl Aggregate {
         if let Some(flows) = flows {
             self.tally_evicted_flows.add(conversations.evicted());
             for (key, delta) in conversations.iter() {
-                flows
-                    .upsert(*key, || FlowEntry::new(delta))
-                    .merge(delta, tick);
+                let heavy = delta.packets[0] + delta.packets[1] >= ADMIT_WHEN_FULL;
+                match flows.upsert_admitting(*key, || FlowEntry::new(delta), heavy) {
+                    Some(entry) => entry.merge(delta, tick),
+                    None => delta.evict_into(&mut self.tally_evicted_flows),
+                }
             }
         }
         let sides = conversations.iter().flat_map(|(key, delta)| {
@@ -172,10 +183,15 @@ impl Aggregate {
                 (key.hi.ip, delta.talker(Direction::HiToLo)),
             ]
         });
-        for (ip, talker) in sides.chain(spilled.iter().map(|(ip, d)| (*ip, *d))) {
-            self.talkers
-                .upsert(ip, || TalkerEntry::new(&talker))
-                .merge(&talker, tick);
+        for (ip, talker) in sides.chain(spilled.iter().map(|(ip, d)| (ip, *d))) {
+            let heavy = talker.packets_sent + talker.packets_received >= ADMIT_WHEN_FULL;
+            match self
+                .talkers
+                .upsert_admitting(ip, || TalkerEntry::new(&talker), heavy)
+            {
+                Some(entry) => entry.merge(&talker, tick),
+                None => talker.evict_into(&mut self.tally_evicted_talkers),
+            }
         }
     }
 

@@ -40,14 +40,14 @@ pub(crate) struct WorkerSlot {
     /// Its latest cumulative stats.
     pub(crate) stats: WorkerStats,
     /// Where its emptied tallies go back to.
-    pub(crate) pool: Sender<Tally>,
+    pub(crate) pool: Sender<Box<Tally>>,
     packets_at_last_tick: u64,
     acked_epoch: u64,
     exited: bool,
 }
 
 impl WorkerSlot {
-    pub(crate) fn new(stats: WorkerStats, pool: Sender<Tally>) -> Self {
+    pub(crate) fn new(stats: WorkerStats, pool: Sender<Box<Tally>>) -> Self {
         Self {
             stats,
             pool,

@@ -19,6 +19,7 @@ use std::hash::{Hash, Hasher};
 
 use crate::parse::{Addr, Packet};
 use crate::snapshot::{EvictedFlows, EvictedTalkers};
+use crate::spill::HotTalkers;
 use crate::table::{ClockTable, Evict};
 
 /// Smallest per-worker tally table, so small bounds with many workers still batch well.
@@ -26,19 +27,18 @@ const MIN_TALLY_ENTRIES: usize = 4096;
 
 /// Entries one worker's tally table holds for a table bound of `max` shared by `workers`.
 ///
-/// With hash fanout each flow, and most addresses, land on one worker, so a worker sees about
-/// `max / workers` of them; twice that leaves room for skew and for the addresses (servers)
-/// every worker sees. Never more than `max`, never less than a few thousand.
+/// With hash fanout each conversation lands on one worker, so a worker sees about
+/// `max / workers` of a table's worth; more only makes a flood cost more to merge. Never more
+/// than `max`, never less than a few thousand.
 pub fn tally_capacity(max: usize, workers: usize) -> usize {
-    (2 * max)
-        .div_ceil(workers.max(1))
+    max.div_ceil(workers.max(1))
         .max(MIN_TALLY_ENTRIES)
         .min(max)
         .max(1)
 }
 
 /// One side of a flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
     /// The address.
     pub ip: Addr,
@@ -48,7 +48,7 @@ pub struct Endpoint {
 
 /// A conversation: protocol plus both endpoints, in canonical (sorted) order so that both
 /// directions share one key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowKey {
     /// IP protocol number.
     pub proto: u8,
@@ -205,11 +205,27 @@ impl Evict for FlowDelta {
     }
 }
 
+/// Packets a worker queues before counting them, so that their table lookups wait for memory
+/// together rather than one after another.
+pub const BATCH: usize = 16;
+
+/// A packet queued for counting, with its key and hash worked out.
+#[derive(Clone, Copy, Default)]
+struct Pending {
+    key: FlowKey,
+    dir: Direction,
+    hash: u64,
+    bytes: u64,
+    ts_ns: u64,
+}
+
 /// One worker's counts for one tick, in a bounded table of conversations.
 pub struct Tally {
     conversations: ClockTable<FlowKey, FlowDelta>,
+    pending: [Pending; BATCH],
+    queued: usize,
     /// Per-address deltas of conversations evicted within the tick.
-    spilled: ClockTable<Addr, TalkerDelta>,
+    spilled: HotTalkers,
     flows: bool,
     packets: u64,
     bytes: u64,
@@ -221,29 +237,79 @@ impl Tally {
     pub fn new(capacity: usize, flows: bool) -> Self {
         Self {
             conversations: ClockTable::with_capacity(capacity),
-            spilled: ClockTable::with_capacity(capacity),
+            pending: [Pending::default(); BATCH],
+            queued: 0,
+            spilled: HotTalkers::new(),
             flows,
             packets: 0,
             bytes: 0,
         }
     }
 
-    /// Counts one parsed packet of `bytes` on the wire, seen at `ts_ns`.
+    /// Counts one parsed packet of `bytes` on the wire, seen at `ts_ns`, at once.
     #[inline]
     pub fn count(&mut self, packet: &Packet, bytes: u64, ts_ns: u64) {
-        self.packets += 1;
-        self.bytes += bytes;
+        let pending = self.pending_of(packet, bytes, ts_ns);
+        self.apply(pending);
+    }
+
+    /// Queues one parsed packet and starts loading what counting it will read; counts the
+    /// queue once it holds [`BATCH`] packets. Call [`Self::flush`] before reading the tally.
+    #[inline]
+    pub fn push(&mut self, packet: &Packet, bytes: u64, ts_ns: u64) {
+        let pending = self.pending_of(packet, bytes, ts_ns);
+        self.conversations.prefetch_index(pending.hash);
+        if let Some(slot) = self.pending.get_mut(self.queued) {
+            *slot = pending;
+            self.queued += 1;
+        }
+        if self.queued == BATCH {
+            self.flush();
+        }
+    }
+
+    /// Counts every queued packet: first starts loading each one's slot (their index buckets
+    /// were requested when they were queued), then counts them.
+    #[inline]
+    pub fn flush(&mut self) {
+        let queued = self.queued.min(BATCH);
+        for p in &self.pending[..queued] {
+            self.conversations.prefetch_slot(p.hash, &p.key);
+        }
+        for i in 0..queued {
+            let p = self.pending[i];
+            self.apply(p);
+        }
+        self.queued = 0;
+    }
+
+    #[inline]
+    fn pending_of(&self, packet: &Packet, bytes: u64, ts_ns: u64) -> Pending {
         let (key, dir) = if self.flows {
             FlowKey::of(packet)
         } else {
             FlowKey::pair(packet)
         };
-        let spilled = &mut self.spilled;
-        let delta = self.conversations.upsert_spilling(
+        Pending {
             key,
+            dir,
+            hash: self.conversations.hash(&key),
+            bytes,
+            ts_ns,
+        }
+    }
+
+    #[inline]
+    fn apply(&mut self, p: Pending) {
+        self.packets += 1;
+        self.bytes += p.bytes;
+        let spilled = &mut self.spilled;
+        let delta = self.conversations.upsert_hashed(
+            p.hash,
+            p.key,
             || FlowDelta {
-                first_ns: ts_ns,
-                first_dir: dir,
+                first_ns: p.ts_ns,
+                first_dir: p.dir,
                 ..FlowDelta::default()
             },
             |old_key, old| {
@@ -251,19 +317,13 @@ impl Tally {
                     (old_key.lo.ip, Direction::LoToHi),
                     (old_key.hi.ip, Direction::HiToLo),
                 ] {
-                    let from = old.talker(side);
-                    spilled
-                        .upsert(ip, || TalkerDelta {
-                            first_ns: from.first_ns,
-                            ..TalkerDelta::default()
-                        })
-                        .add(&from);
+                    spilled.add(ip, &old.talker(side));
                 }
             },
         );
-        delta.packets[dir.index()] += 1;
-        delta.bytes[dir.index()] += bytes;
-        delta.last_ns = delta.last_ns.max(ts_ns);
+        delta.packets[p.dir.index()] += 1;
+        delta.bytes[p.dir.index()] += p.bytes;
+        delta.last_ns = delta.last_ns.max(p.ts_ns);
     }
 
     /// Whether nothing was counted.
@@ -293,12 +353,13 @@ impl Tally {
 
     /// Per-address deltas of the conversations evicted within the tick, with what that table
     /// evicted in turn.
-    pub fn spilled(&self) -> &ClockTable<Addr, TalkerDelta> {
+    pub fn spilled(&self) -> &HotTalkers {
         &self.spilled
     }
 
     /// Empties the tally for the next tick, keeping its allocation.
     pub fn clear(&mut self) {
+        self.queued = 0;
         self.conversations.clear();
         self.spilled.clear();
         self.packets = 0;
@@ -410,7 +471,7 @@ mod tests {
             kept_sent + spilled_sent + spilled.evicted().bytes_sent,
             100_000
         );
-        let server = spilled.get(&addr("198.19.0.1")).unwrap();
+        let server = spilled.get(addr("198.19.0.1")).unwrap();
         let server_in_kept: u64 = c.iter().map(|(_, f)| f.packets[0] + f.packets[1]).sum();
         assert_eq!(server.packets_received + server_in_kept, 1000);
         t.clear();
@@ -420,8 +481,8 @@ mod tests {
 
     #[test]
     fn tally_tables_scale_with_the_bound_shared_by_workers() {
-        assert_eq!(tally_capacity(50_000, 2), 50_000);
-        assert_eq!(tally_capacity(100_000, 32), 6250);
+        assert_eq!(tally_capacity(100_000, 2), 50_000);
+        assert_eq!(tally_capacity(100_000, 16), 6250);
         assert_eq!(tally_capacity(100_000, 256), MIN_TALLY_ENTRIES);
         assert_eq!(tally_capacity(64, 8), 64);
     }

@@ -178,7 +178,7 @@ fn spawn_workers(
     for (id, ring) in rings.into_iter().enumerate() {
         let cpu = config.cpus[id % config.cpus.len()];
         let (pool_tx, pool_rx) = mpsc::channel();
-        let _ = pool_tx.send(Tally::new(capacity, config.flows));
+        let _ = pool_tx.send(Box::new(Tally::new(capacity, config.flows)));
         let stats = WorkerStats {
             id,
             cpu,
@@ -193,7 +193,7 @@ fn spawn_workers(
             counting: Counting {
                 stats,
                 ring_counters: RingCounters::default(),
-                tally: Tally::new(capacity, config.flows),
+                tally: Box::new(Tally::new(capacity, config.flows)),
                 to_aggregator: to_aggregator.clone(),
                 pool: pool_rx,
                 seen_epoch: 0,

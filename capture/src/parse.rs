@@ -82,7 +82,7 @@ pub enum ParseError {
 /// tables need; [`IpAddr`] is an enum whose derived `Hash` and `Ord` cost several steps. An IPv6
 /// packet that carries an IPv4-mapped address is, by definition, the same host as that IPv4
 /// address and is counted as such.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Addr(pub u128);
 
 impl std::hash::Hash for Addr {

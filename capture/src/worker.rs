@@ -70,7 +70,7 @@ pub(crate) enum Message {
         worker: usize,
         /// The newest tick epoch the worker had seen when it sent this.
         epoch: u64,
-        tally: Option<Tally>,
+        tally: Option<Box<Tally>>,
         stats: WorkerStats,
     },
     /// The worker has stopped; this is its last message. `stats` is `None` after a panic.
@@ -91,9 +91,9 @@ pub(crate) struct Signals {
 pub(crate) struct Counting {
     pub(crate) stats: WorkerStats,
     pub(crate) ring_counters: RingCounters,
-    pub(crate) tally: Tally,
+    pub(crate) tally: Box<Tally>,
     pub(crate) to_aggregator: Sender<Message>,
-    pub(crate) pool: Receiver<Tally>,
+    pub(crate) pool: Receiver<Box<Tally>>,
     pub(crate) seen_epoch: u64,
 }
 
@@ -149,7 +149,7 @@ impl<S: FrameSource> Worker<S> {
         let c = &mut self.counting;
         refresh_ring_stats(&self.source, c);
         let last =
-            (!c.tally.is_empty()).then(|| std::mem::replace(&mut c.tally, Tally::new(1, false)));
+            (!c.tally.is_empty()).then(|| std::mem::replace(&mut c.tally, Box::new(Tally::new(1, false))));
         let _ = c.to_aggregator.send(Message::Batch {
             worker: c.stats.id,
             epoch: c.seen_epoch,
@@ -176,6 +176,7 @@ impl<S: FrameSource> Worker<S> {
                 if !self.source.next_block(|frame| c.count(frame)) {
                     break;
                 }
+                c.tally.flush();
             }
             match self.source.wait(POLL_MS) {
                 Wait::Ready | Wait::Timeout => {}
@@ -211,6 +212,7 @@ impl<S: FrameSource> Worker<S> {
             if !self.source.next_block(|frame| c.count(frame)) {
                 break;
             }
+            c.tally.flush();
             blocks += 1;
         }
         blocks
@@ -226,7 +228,7 @@ impl Counting {
         self.stats.packets += 1;
         self.stats.bytes += bytes;
         match parse_frame(frame.data, frame.wire_len, frame.offloaded) {
-            Ok(packet) => self.tally.count(&packet, bytes, frame.ts_ns),
+            Ok(packet) => self.tally.push(&packet, bytes, frame.ts_ns),
             Err(error) => self.stats.parse_errors.record(error),
         }
     }

@@ -52,7 +52,7 @@ impl FrameSource for AlwaysReady {
 struct Harness {
     signals: Signals,
     messages: Receiver<Message>,
-    pool: Sender<Tally>,
+    pool: Sender<Box<Tally>>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -66,7 +66,7 @@ fn start(panic_at_block: Option<u64>) -> Harness {
     .bytes;
     let (to_aggregator, messages) = mpsc::channel();
     let (pool, pool_rx) = mpsc::channel();
-    pool.send(Tally::new(16, true)).unwrap();
+    pool.send(Box::new(Tally::new(16, true))).unwrap();
     let signals = Signals {
         stop: Arc::new(AtomicBool::new(false)),
         epoch: Arc::new(AtomicU64::new(0)),
@@ -85,7 +85,7 @@ fn start(panic_at_block: Option<u64>) -> Harness {
         counting: Counting {
             stats: WorkerStats::default(),
             ring_counters: RingCounters::default(),
-            tally: Tally::new(16, true),
+            tally: Box::new(Tally::new(16, true)),
             to_aggregator,
             pool: pool_rx,
             seen_epoch: 0,
