@@ -25,11 +25,6 @@ use traffic_counter_capture::counters::tally_capacity;
 use traffic_counter_capture::parse::{Addr, Packet, parse_frame, proto};
 use traffic_counter_capture::{Aggregate, Tally};
 
-/// The allocator the binary uses, so tables sit on the same pages as in production.
-#[global_allocator]
-static ALLOCATOR: traffic_counter_capture::hugepages::HugePages =
-    traffic_counter_capture::hugepages::HugePages;
-
 const FRAMES: usize = 1 << 20;
 const BATCH: usize = 1 << 16;
 const TICK_FRAMES: u64 = 250_000;

@@ -17,7 +17,6 @@ mod error;
 pub mod feed;
 pub mod filter;
 mod history;
-pub mod hugepages;
 pub mod iface;
 pub mod parse;
 mod ring;
