@@ -597,9 +597,16 @@ def cmd_check_dashboard(args):
            f"variables instance and interface; expressions written to {args.promql_out}")
 
 
+def cmd_exec_path(args):
+    print(unit_exec_tokens(args.unit)[0])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("exec-path", help="print the binary path of UNIT's ExecStart=")
+    p.add_argument("unit")
+    p.set_defaults(fn=cmd_exec_path)
     p = sub.add_parser("seccomp-profile", help="print the seccomp profile for UNIT's SystemCallFilter=")
     p.add_argument("unit")
     p.set_defaults(fn=cmd_seccomp_profile)
