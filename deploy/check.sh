@@ -270,9 +270,9 @@ EOF
   prometheus --config.file="$work/prometheus-relabel.yml" --storage.tsdb.path="$work/tsdb" \
     --web.listen-address="127.0.0.1:$port" >"$work/prometheus.log" 2>&1 &
   prom_pid=$!
-  python3 - "$port" <<'EOF'
-import json, sys, time, urllib.request
-port = sys.argv[1]
+  python3 - "$port" "$prom_pid" <<'EOF'
+import json, os, sys, time, urllib.request
+port, pid = sys.argv[1], int(sys.argv[2])
 def get(path):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
         return json.load(r)
@@ -285,6 +285,12 @@ while True:
         if k8s or time.time() > deadline:
             break
     except OSError:
+        try:  # exited (a zombie until the shell waits for it)?
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            state = "Z"
+        if state == "Z":
+            sys.exit("prometheus exited (config or rules rejected)")
         if time.time() > deadline:
             sys.exit("prometheus did not come up")
     time.sleep(0.3)
