@@ -10,8 +10,7 @@
 # and the exit status is non-zero if any check failed. Nothing outside a temporary
 # directory is written, except package installs.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-repo=$(pwd)
+cd "$(dirname "$0")/.." || exit 2
 BIN=${TRAFFIC_COUNTER_BIN:-target/release/traffic-counter}
 K8S_VERSION=1.30.0
 # systemd-analyze security: exposure on its 0-10 scale times 10; 20 is "OK" (<= 2.0).
@@ -38,11 +37,14 @@ command -v prometheus >/dev/null || debs+=(prometheus)
 command -v systemd-analyze >/dev/null || debs+=(systemd)
 command -v buildah >/dev/null || debs+=(buildah)
 command -v strace >/dev/null || debs+=(strace)
+command -v shellcheck >/dev/null || debs+=(shellcheck)
 command -v python3 >/dev/null || debs+=(python3 python3-pip)
 if [ ${#debs[@]} -gt 0 ]; then
   echo "installing: ${debs[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null ||
-    { echo "apt-get install ${debs[*]} failed" >&2; exit 2; }
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null; }; then
+    echo "apt-get install ${debs[*]} failed" >&2
+    exit 2
+  fi
 fi
 if ! python3 -c 'import yaml, kubernetes_validate' 2>/dev/null; then
   echo "installing: kubernetes-validate (PyPI)"
@@ -125,7 +127,7 @@ check_systemd_security() {
   local out rc
   out=$(systemd-analyze security --offline=yes --root="$work/root-unit" --threshold=$EXPOSURE_MAX traffic-counter.service 2>&1)
   rc=$?
-  echo "$out" | grep -E '^✗' | sed 's/  \+/  /g'
+  echo "$out" | grep -E '^(✗|X) ' | sed 's/  \+/  /g'
   echo "$out" | tail -1
   [ $rc -eq 0 ] || { echo "exposure above $((EXPOSURE_MAX / 10)).$((EXPOSURE_MAX % 10))"; return 1; }
 }
@@ -176,6 +178,8 @@ check_image_build() {
   buildah "${BUILDAH[@]}" inspect --type image --format '{{.OCIv1.Config.Entrypoint}} {{.OCIv1.Config.Cmd}} user {{.OCIv1.Config.User}}' "$image"
   echo
   echo "$image" >"$work/image"
+  grep -qE "^ +image: $image\$" "$DS" || { echo "$DS does not run $image, the image this build tags"; return 1; }
+  echo "$DS runs $image"
 }
 # The image's binary, run as in the DaemonSet: UID 0, capabilities exactly NET_RAW and BPF,
 # the Localhost seccomp profile, host network. buildah's chroot isolation needs no OCI runtime.
@@ -343,6 +347,8 @@ check_dashboard_promql() {
   promtool check rules "$work/dashboard-promql.yml"
 }
 
+check_shellcheck() { shellcheck deploy/check.sh deploy/kubernetes/*.sh && echo "shellcheck: no findings in deploy/check.sh deploy/kubernetes/*.sh"; }
+
 run_check "systemd: unit verifies" check_systemd_verify
 run_check "systemd: unit verifies with the drop-ins and environment file" check_systemd_dropins
 run_check "systemd: security exposure at most $((EXPOSURE_MAX / 10)).$((EXPOSURE_MAX % 10))" check_systemd_security
@@ -361,6 +367,7 @@ run_check "prometheus: promtool test rules" check_prom_rules_test
 run_check "prometheus: rules use only traffic-counter metrics" check_prom_rule_metrics
 run_check "grafana: dashboard structure and metric names" check_dashboard
 run_check "grafana: dashboard expressions parse as PromQL" check_dashboard_promql
+run_check "deploy scripts: shellcheck" check_shellcheck
 
 [ $failed -eq 0 ] || printf 'failed: %s\n' "${failed_names[@]}"
 echo "deploy checks: $passed passed, $failed failed"
