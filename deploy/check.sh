@@ -151,13 +151,24 @@ check_syscalls() {
   strace -f -qq -o "$work/strace.log" "$BIN" "${args[@]}" >"$work/run.log" 2>&1 &
   local pid=$!
   if [ -n "$port" ]; then
-    sleep 1.5
+    sleep 1
     python3 - "$port" <<'EOF' || return 1
-import sys, urllib.request
+import sys, time, urllib.error, urllib.request
+# Exercises the listener for the syscall trace; what it answers is the exporter's own tests' job.
 port = sys.argv[1]
 for path in ("/metrics", "/healthz"):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-        print(f"GET {path}: {r.status}")
+    for attempt in range(10):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                print(f"GET {path}: {r.status}")
+        except urllib.error.HTTPError as e:
+            print(f"GET {path}: {e.code}")
+        except OSError:
+            time.sleep(0.2)
+            continue
+        break
+    else:
+        sys.exit(f"nothing listens on 127.0.0.1:{port}")
 EOF
   fi
   wait $pid || { echo "the binary failed:"; cat "$work/run.log"; return 1; }
