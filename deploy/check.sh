@@ -58,6 +58,7 @@ if [ ! -x "$BIN" ]; then
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/deploy-check.XXXXXX")
+chmod 0711 "$work" # the setpriv check runs the binary as an unprivileged UID
 cleanup() {
   [ -n "${prom_pid:-}" ] && kill "$prom_pid" 2>/dev/null && wait "$prom_pid" 2>/dev/null
   if [ -d "$work/containers" ]; then
@@ -130,6 +131,27 @@ check_systemd_security() {
   echo "$out" | grep -E '^(✗|X) ' | sed 's/  \+/  /g'
   echo "$out" | tail -1
   [ $rc -eq 0 ] || { echo "exposure above $((EXPOSURE_MAX / 10)).$((EXPOSURE_MAX % 10))"; return 1; }
+}
+# The unit's identity, emulated with setpriv: an unprivileged UID, no groups, the unit's
+# AmbientCapabilities= (= its bounding set) and no_new_privs. The binary must capture on lo
+# with the eBPF filter, and must fail without the ambient capabilities (which is also why
+# the DaemonSet cannot use runAsNonRoot: Kubernetes grants no ambient capabilities).
+check_systemd_identity() {
+  local caps uid=61234 dir="$work/state" out
+  caps=$("${DC[@]}" unit-caps "$UNIT") || return 1
+  mkdir -p "$dir" && chown "$uid:$uid" "$dir"
+  local common=("--reuid=$uid" "--regid=$uid" --clear-groups --bounding-set="-all,$caps" --no-new-privs)
+  local run=("$BIN" --headless -i lo --workers 1 --block-count 8 --duration 2 --snapshot-file "$dir/snapshot.json")
+  out=$(setpriv "${common[@]}" --inh-caps="-all,$caps" --ambient-caps="-all,$caps" "${run[@]}" --filter ebpf 2>&1) ||
+    { echo "$out"; echo "UID $uid with ambient $caps could not capture"; return 1; }
+  echo "$out" | grep 'capturing'
+  echo "$out" | grep -q 'filter ebpf' || { echo "$out"; echo "eBPF filter not loaded"; return 1; }
+  [ -s "$dir/snapshot.json" ] || { echo "no snapshot written"; return 1; }
+  echo "ok: UID $uid, ambient $caps, no_new_privs: captures with the eBPF filter and writes its snapshot"
+  if out=$(setpriv "${common[@]}" --inh-caps=-all "${run[@]}" --filter classic 2>&1); then
+    echo "$out"; echo "captured without ambient capabilities: the check is not testing what it claims"; return 1
+  fi
+  echo "ok: the same UID without ambient capabilities cannot capture: $(echo "$out" | grep -o 'needs CAP_NET_RAW')"
 }
 check_memory() { "${DC[@]}" check-memory "$UNIT" "$DS"; }
 check_flags() {
@@ -363,6 +385,7 @@ check_shellcheck() { shellcheck deploy/check.sh deploy/kubernetes/*.sh && echo "
 run_check "systemd: unit verifies" check_systemd_verify
 run_check "systemd: unit verifies with the drop-ins and environment file" check_systemd_dropins
 run_check "systemd: security exposure at most $((EXPOSURE_MAX / 10)).$((EXPOSURE_MAX % 10))" check_systemd_security
+run_check "systemd: an unprivileged user with the unit's ambient capabilities captures" check_systemd_identity
 run_check "systemd + kubernetes: memory limits derived from the ring geometry" check_memory
 run_check "systemd + kubernetes: every option used exists in the binary" check_flags
 run_check "systemd + kubernetes: seccomp profile equals SystemCallFilter=" check_seccomp_profile

@@ -597,6 +597,18 @@ def cmd_check_dashboard(args):
            f"variables instance and interface; expressions written to {args.promql_out}")
 
 
+def cmd_unit_caps(args):
+    """Print the unit's AmbientCapabilities= in setpriv's form (+net_raw,+bpf); fail unless
+    CapabilityBoundingSet= holds exactly the same capabilities."""
+    entries = parse_unit(Path(args.unit).read_text())
+    ambient = {c for v in unit_values(entries, "Service", "AmbientCapabilities") for c in v.split()}
+    bounding = {c for v in unit_values(entries, "Service", "CapabilityBoundingSet") for c in v.split()}
+    if not ambient or ambient != bounding:
+        raise SystemExit(f"{args.unit}: AmbientCapabilities= {sorted(ambient)} and "
+                         f"CapabilityBoundingSet= {sorted(bounding)} must name the same capabilities")
+    print(",".join("+" + c.lower().removeprefix("cap_") for c in sorted(ambient)))
+
+
 def cmd_exec_path(args):
     print(unit_exec_tokens(args.unit)[0])
 
@@ -604,6 +616,9 @@ def cmd_exec_path(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("unit-caps", help="print UNIT's ambient capabilities for setpriv")
+    p.add_argument("unit")
+    p.set_defaults(fn=cmd_unit_caps)
     p = sub.add_parser("exec-path", help="print the binary path of UNIT's ExecStart=")
     p.add_argument("unit")
     p.set_defaults(fn=cmd_exec_path)
