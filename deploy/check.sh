@@ -47,9 +47,9 @@ if [ ${#debs[@]} -gt 0 ]; then
   fi
 fi
 if ! python3 -c 'import yaml, kubernetes_validate' 2>/dev/null; then
-  echo "installing: kubernetes-validate (PyPI)"
-  python3 -m pip install -q kubernetes-validate 2>/dev/null ||
-    python3 -m pip install -q --break-system-packages kubernetes-validate ||
+  echo "installing: kubernetes-validate 1.37.0 (PyPI; bundles the $K8S_VERSION schemas)"
+  python3 -m pip install -q kubernetes-validate==1.37.0 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages kubernetes-validate==1.37.0 ||
     { echo "pip install kubernetes-validate failed" >&2; exit 2; }
 fi
 if [ ! -x "$BIN" ]; then
