@@ -200,7 +200,7 @@ EOF
 }
 
 # --- Kubernetes ------------------------------------------------------------------------------
-check_k8s_schema() { kubernetes-validate --strict -k "$K8S_VERSION" deploy/kubernetes/*.yaml; }
+check_k8s_schema() { python3 -m kubernetes_validate --strict -k "$K8S_VERSION" deploy/kubernetes/*.yaml; }
 check_k8s_policy() { "${DC[@]}" check-k8s "$DS"; }
 check_image_build() {
   local image
