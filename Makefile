@@ -74,3 +74,11 @@ fmt:
 
 clean:
 	$(CARGO) clean
+
+## check-deploy: build the release binary, then check every deployment artefact in deploy/
+## (systemd unit, Kubernetes manifests and image, Prometheus config and rules, Grafana
+## dashboard); deploy/check.sh installs what it lacks and runs as root
+.PHONY: check-deploy
+check-deploy:
+	$(CARGO) build --release -p traffic-counter
+	$(SUDO) bash deploy/check.sh
