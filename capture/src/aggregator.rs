@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::RingGeometry;
 use crate::counters::{Direction, FlowKey, Tally};
+use crate::groups::GroupTotals;
 use crate::history::{History, WINDOWS};
 use crate::parse::Addr;
 use crate::snapshot::{
@@ -46,6 +47,7 @@ pub(crate) struct Setup {
     pub(crate) tick: Duration,
     pub(crate) workers: Vec<WorkerStats>,
     pub(crate) filter: Option<Arc<dyn PacketFilter>>,
+    pub(crate) groups: Vec<GroupTotals>,
 }
 
 /// The aggregated state.
@@ -57,6 +59,7 @@ pub(crate) struct Aggregator {
     flows: Option<BoundedTable<FlowEntry>>,
     packets: u64,
     bytes: u64,
+    groups: Vec<GroupTotals>,
     /// Packets (series 0) and bytes (series 1) per tick.
     totals_history: History<2>,
     workers: Vec<WorkerStats>,
@@ -75,6 +78,7 @@ impl Aggregator {
             talkers: BoundedTable::new(setup.max_talkers),
             flows: setup.flows.then(|| BoundedTable::new(setup.max_flows)),
             workers: setup.workers.clone(),
+            groups: setup.groups.clone(),
             setup,
             started_at: SystemTime::now(),
             started: Instant::now(),
@@ -188,6 +192,7 @@ impl Aggregator {
         self.totals_history.add(tick, 1, tally.bytes);
         tally.packets = 0;
         tally.bytes = 0;
+        tally.groups.drain_into(&mut self.groups);
         for (ip, delta) in tally.talkers.drain() {
             self.talkers.merge(ip, &delta, tick);
         }
@@ -265,6 +270,7 @@ impl Aggregator {
             evicted_talkers: self.talkers.evicted,
             flows,
             evicted_flows: self.flows.as_ref().map(|t| t.evicted).unwrap_or_default(),
+            groups: self.groups.clone(),
         }
     }
 }

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
+use crate::groups::GroupCounts;
 use crate::parse::{Addr, Packet};
 
 /// Addresses a worker's tally holds before the worker hands it over.
@@ -145,6 +146,8 @@ pub struct Tally {
     pub packets: u64,
     /// Bytes of those packets.
     pub bytes: u64,
+    /// Per-group counts of those packets (empty when no groups are configured).
+    pub groups: GroupCounts,
     talker_room: usize,
     flow_room: Option<usize>,
 }
@@ -165,6 +168,7 @@ impl Tally {
             ),
             packets: 0,
             bytes: 0,
+            groups: GroupCounts::default(),
             talker_room,
             flow_room,
         }
@@ -175,6 +179,12 @@ impl Tally {
     pub fn has_room(&self) -> bool {
         self.talkers.len() + 2 <= self.talker_room
             && self.flow_room.is_none_or(|room| self.flows.len() < room)
+    }
+
+    /// The same tally, also counting into `groups`.
+    pub fn with_groups(mut self, groups: GroupCounts) -> Self {
+        self.groups = groups;
+        self
     }
 
     /// Whether nothing was counted.
@@ -189,6 +199,7 @@ impl Tally {
     pub fn count(&mut self, packet: &Packet, bytes: u64, ts_ns: u64) {
         self.packets += 1;
         self.bytes += bytes;
+        self.groups.count(packet.src, packet.dst, bytes);
         let src = self.talkers.entry(packet.src).or_insert(TalkerDelta {
             first_ns: ts_ns,
             ..TalkerDelta::default()

@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use crate::aggregator::{Aggregator, Setup, Update};
 use crate::config::{CaptureConfig, RingGeometry};
 use crate::counters::{TALLY_FLOWS, TALLY_TALKERS, Tally};
+use crate::groups::{GroupCounts, GroupSet, GroupTotals};
 use crate::ring::{Ring, interface_index};
 use crate::snapshot::{FanoutInfo, Snapshot};
 use crate::stats::{RingCounters, WorkerStats};
@@ -64,6 +65,7 @@ impl Capture {
                 name: config.interface.clone(),
                 available: iface::interface_names(),
             })?;
+        let groups = Arc::new(GroupSet::new(&config.groups)?);
         let speed = iface::link_speed_mbps(&config.interface);
         let geometry = RingGeometry::resolve(config.ring, speed, config.workers)?;
         log::info!(
@@ -94,7 +96,7 @@ impl Capture {
             epoch: epoch.clone(),
         };
         let (workers, pools, initial) =
-            spawn_workers(config, rings, ifindex, geometry, &signals, &to_aggregator)?;
+            spawn_workers(config, rings, ifindex, geometry, &signals, &to_aggregator, &groups)?;
         drop(to_aggregator);
 
         let setup = Setup {
@@ -107,6 +109,7 @@ impl Capture {
             tick: config.tick,
             workers: initial,
             filter,
+            groups: GroupTotals::for_set(&groups),
         };
         let aggregator = Aggregator::new(setup, pools);
         let mut publish = publish;
@@ -168,6 +171,7 @@ fn spawn_workers(
     geometry: RingGeometry,
     signals: &Signals,
     to_aggregator: &mpsc::Sender<crate::worker::Message>,
+    groups: &Arc<GroupSet>,
 ) -> Result<Spawned, CaptureError> {
     let talkers = TALLY_TALKERS.min(config.max_talkers);
     let flows = config.flows.then_some(TALLY_FLOWS.min(config.max_flows));
@@ -178,7 +182,9 @@ fn spawn_workers(
         let cpu = config.cpus[id % config.cpus.len()];
         let (pool_tx, pool_rx) = mpsc::channel();
         for _ in 1..TALLIES_PER_WORKER {
-            let _ = pool_tx.send(Tally::with_capacity(talkers, flows));
+            let _ = pool_tx.send(
+                Tally::with_capacity(talkers, flows).with_groups(GroupCounts::new(groups.clone())),
+            );
         }
         pools.push(pool_tx);
         let stats = WorkerStats {
@@ -195,7 +201,8 @@ fn spawn_workers(
             counting: Counting {
                 stats,
                 ring_counters: RingCounters::default(),
-                tally: Tally::with_capacity(talkers, flows),
+                tally: Tally::with_capacity(talkers, flows)
+                    .with_groups(GroupCounts::new(groups.clone())),
                 to_aggregator: to_aggregator.clone(),
                 pool: pool_rx,
                 seen_epoch: 0,

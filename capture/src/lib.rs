@@ -12,6 +12,7 @@ pub mod counters;
 mod engine;
 mod error;
 pub mod filter;
+pub mod groups;
 pub mod history;
 pub mod iface;
 pub mod parse;

@@ -269,6 +269,8 @@ pub struct Snapshot {
     pub flows: Vec<Flow>,
     /// What was evicted from the flow table.
     pub evicted_flows: EvictedFlows,
+    /// Named CIDR groups, counted exactly, in configuration order.
+    pub groups: Vec<crate::groups::GroupTotals>,
 }
 
 /// A talker counter to order by.
