@@ -182,6 +182,7 @@ impl Tally {
     }
 
     /// The same tally, also counting into `groups`.
+    #[must_use]
     pub fn with_groups(mut self, groups: GroupCounts) -> Self {
         self.groups = groups;
         self

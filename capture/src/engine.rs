@@ -95,8 +95,15 @@ impl Capture {
             stop: stop.clone(),
             epoch: epoch.clone(),
         };
-        let (workers, pools, initial) =
-            spawn_workers(config, rings, ifindex, geometry, &signals, &to_aggregator, &groups)?;
+        let (workers, pools, initial) = spawn_workers(
+            config,
+            rings,
+            ifindex,
+            geometry,
+            &signals,
+            &to_aggregator,
+            &groups,
+        )?;
         drop(to_aggregator);
 
         let setup = Setup {

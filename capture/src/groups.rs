@@ -355,9 +355,15 @@ mod tests {
         assert!(err("la b=198.18.0.0/15").contains("\"la b\""));
         assert!(err("-x=198.18.0.0/15").contains("\"-x\""));
         let e = err("lab=198.18.0.0/15,198.18.0.0/33");
-        assert!(e.contains("\"198.18.0.0/33\"") && e.contains("\"lab\""), "{e}");
+        assert!(
+            e.contains("\"198.18.0.0/33\"") && e.contains("\"lab\""),
+            "{e}"
+        );
         assert!(err("lab=").contains("\"\""));
-        let twice = ["a=198.18.0.0/15".parse().unwrap(), "a=2001:db8::/32".parse().unwrap()];
+        let twice = [
+            "a=198.18.0.0/15".parse().unwrap(),
+            "a=2001:db8::/32".parse().unwrap(),
+        ];
         assert!(matches!(
             GroupSet::new(&twice),
             Err(GroupError::Duplicate { .. })
@@ -428,6 +434,11 @@ mod tests {
         counts.drain_into(&mut totals);
         assert_eq!(totals[0].name, "a");
         assert_eq!((totals[0].bytes_sent, totals[1].bytes_received), (110, 100));
-        assert!(counts.slots().iter().all(|c| *c == GroupCounters::default()));
+        assert!(
+            counts
+                .slots()
+                .iter()
+                .all(|c| *c == GroupCounters::default())
+        );
     }
 }

@@ -26,7 +26,13 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
         eprintln!("traffic-counter: {notice}");
     }
     let (tx, mut updates) = mpsc::unbounded_channel();
+    // Exporter feed (issue 9): latest snapshot wins.
+    let (metrics_feed, metrics_rx) = tokio::sync::watch::channel(None);
+    let metrics = crate::metrics::start(&args, &config.interface, metrics_rx).await?;
     let capture = Capture::start(&config, selected.filter.clone(), move |update| {
+        if let Update::Snapshot(s) = &update {
+            metrics_feed.send_replace(Some(s.clone()));
+        }
         let _ = tx.send(update);
     })?;
     let fanout = capture.fanout();
@@ -44,6 +50,13 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map_or("none", |f| filter_name(f.kind())),
     );
+
+    if let Some(server) = &metrics {
+        eprintln!(
+            "traffic-counter: serving metrics on http://{}/metrics",
+            server.addr()
+        );
+    }
 
     let mut ticker = tokio::time::interval_at(Instant::now() + args.interval, args.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);

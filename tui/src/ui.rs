@@ -45,7 +45,13 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
     let selected = traffic_counter_ebpf::select(args.filter.into(), &args.filter_rules())?;
     let (tx, mut events) = mpsc::unbounded_channel::<Event>();
     let capture_tx = tx.clone();
+    // Exporter feed (issue 9): latest snapshot wins.
+    let (metrics_feed, metrics_rx) = tokio::sync::watch::channel(None);
+    let _metrics = crate::metrics::start(&args, &config.interface, metrics_rx).await?;
     let capture = Capture::start(&config, selected.filter.clone(), move |update| {
+        if let Update::Snapshot(s) = &update {
+            metrics_feed.send_replace(Some(s.clone()));
+        }
         let _ = capture_tx.send(Event::Action(match update {
             Update::Snapshot(s) => Action::Snapshot(s),
             Update::Failed(message) => Action::CaptureFailed(message),
