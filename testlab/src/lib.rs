@@ -9,6 +9,7 @@
 pub mod corpus;
 pub mod frames;
 pub mod netns;
+pub mod process;
 
 pub use frames::{Frame, L4};
 pub use netns::Lab;

@@ -46,12 +46,19 @@ pub struct Exporter {
 impl Exporter {
     /// An exporter for `interface` that exports `top` talkers (IPv6 rolled up to `v6_prefix`
     /// bits when given).
+    ///
+    /// Call it before capture starts: it reads the interface's counters as the coverage
+    /// baseline (nothing counted yet), so traffic before the first snapshot is covered too.
     pub fn new(feed: Feed, interface: &str, top: usize, v6_prefix: Option<u8>) -> Self {
+        let mut coverage = Coverage::default();
+        if let Some(seen) = coverage::interface_bytes(interface) {
+            coverage.observe(SystemTime::now(), 0, seen);
+        }
         Self {
             feed,
             interface: interface.to_owned(),
             top: Mutex::new(TopTalkers::new(top, v6_prefix)),
-            coverage: Arc::new(Mutex::new(Coverage::default())),
+            coverage: Arc::new(Mutex::new(coverage)),
         }
     }
 
