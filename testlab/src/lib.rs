@@ -8,6 +8,7 @@
 
 pub mod corpus;
 pub mod frames;
+pub mod http;
 pub mod netns;
 pub mod process;
 

@@ -7,14 +7,14 @@
 #![allow(clippy::float_cmp)]
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpStream};
+use std::io::Write;
+use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use testlab::corpus::{self, Corpus, FILTER_ALLOW, FILTER_EXCLUDE, FILTER_VLANS};
-use testlab::netns::in_netns;
+use testlab::http::get;
 use testlab::process::Running;
 use testlab::{Frame, L4, Lab};
 use traffic_counter::metrics::collector::budget;
@@ -41,52 +41,6 @@ fn monitor(lab: &Lab, extra: &[&str]) -> Running {
     ]);
     cmd.args(extra);
     Running::start(cmd, "serving metrics on")
-}
-
-/// An HTTP/1.0 response: status code, headers (lowercased names) and body.
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// GETs `path` from `addr` inside namespace `ns` (HTTP/1.0, so the body ends at close).
-fn get(ns: &str, addr: &str, path: &str, accept: Option<&str>) -> Response {
-    in_netns(ns, || {
-        let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
-        write!(
-            stream,
-            "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{accept}\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
-        let mut lines = head.lines();
-        let status = lines.next().unwrap().split(' ').nth(1).unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        Response {
-            status: status.parse().unwrap(),
-            headers,
-            body: body.to_owned(),
-        }
-    })
 }
 
 /// Series in a text-format exposition: its non-comment lines.
