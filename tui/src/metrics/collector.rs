@@ -160,8 +160,7 @@ fn talkers(top: &[Row], l: &Labeller<'_>) -> [Family; 2] {
         ),
     ];
     for row in top {
-        let labels =
-            |d: &'static str| l.with(&[("ip", row.label.clone()), ("direction", d.into())]);
+        let labels = |d: &'static str| l.with(&[("ip", row.label()), ("direction", d.into())]);
         directions(
             &mut out,
             &labels,

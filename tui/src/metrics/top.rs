@@ -16,6 +16,7 @@
 //! ranking (a host that rotates privacy addresses within its /64 then stays one series).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::SystemTime;
 
@@ -32,8 +33,6 @@ const RANK_WINDOW: usize = 1;
 /// One exported talker (an address, or an IPv6 network when rolled up).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
-    /// The `ip` label: an address, or `network/len` when rolled up.
-    pub label: String,
     /// Packets sent.
     pub packets_sent: u64,
     /// Bytes sent.
@@ -45,9 +44,41 @@ pub struct Row {
     /// Bytes per second, sent plus received, over the ranking window.
     rate: f64,
     key: IpAddr,
+    /// The prefix length when `key` is a rolled-up IPv6 network.
+    prefix: Option<u8>,
 }
 
 impl Row {
+    /// One talker's row.
+    fn of(t: &Talker) -> Self {
+        Self {
+            packets_sent: t.packets_sent,
+            bytes_sent: t.bytes_sent,
+            packets_received: t.packets_received,
+            bytes_received: t.bytes_received,
+            rate: t.sent_bytes_per_sec.get(RANK_WINDOW) + t.received_bytes_per_sec.get(RANK_WINDOW),
+            key: t.ip,
+            prefix: None,
+        }
+    }
+
+    /// Adds another row's counts and rate to this one.
+    fn add(&mut self, other: &Self) {
+        self.packets_sent += other.packets_sent;
+        self.bytes_sent += other.bytes_sent;
+        self.packets_received += other.packets_received;
+        self.bytes_received += other.bytes_received;
+        self.rate += other.rate;
+    }
+
+    /// The `ip` label: the address, or `network/len` when rolled up.
+    pub fn label(&self) -> String {
+        match self.prefix {
+            Some(len) => format!("{}/{len}", self.key),
+            None => self.key.to_string(),
+        }
+    }
+
     fn total(&self) -> u64 {
         self.bytes_sent + self.bytes_received
     }
@@ -134,48 +165,29 @@ impl TopTalkers {
 
     /// One row per talker, or per IPv6 network when rolling up.
     fn candidates(&self, talkers: &[Talker]) -> Vec<Row> {
-        let row = |t: &Talker, key: IpAddr, label: String| Row {
-            label,
-            packets_sent: t.packets_sent,
-            bytes_sent: t.bytes_sent,
-            packets_received: t.packets_received,
-            bytes_received: t.bytes_received,
-            rate: t.sent_bytes_per_sec.get(RANK_WINDOW) + t.received_bytes_per_sec.get(RANK_WINDOW),
-            key,
-        };
-        let Some(len) = self.v6_prefix else {
-            return talkers
-                .iter()
-                .map(|t| row(t, t.ip, t.ip.to_string()))
-                .collect();
-        };
-        let mut networks: HashMap<IpAddr, Row> = HashMap::new();
-        let mut rows = Vec::with_capacity(talkers.len());
+        let mut rows: Vec<Row> = Vec::with_capacity(talkers.len());
+        let mut networks: HashMap<IpAddr, usize> = HashMap::new();
         for t in talkers {
-            match t.ip {
-                IpAddr::V6(v6) => {
-                    let bits =
-                        v6.to_bits() & u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-                    let net = IpAddr::V6(Ipv6Addr::from_bits(bits));
-                    let entry = networks.entry(net).or_insert_with(|| Row {
-                        rate: 0.0,
-                        packets_sent: 0,
-                        bytes_sent: 0,
-                        packets_received: 0,
-                        bytes_received: 0,
-                        ..row(t, net, format!("{net}/{len}"))
-                    });
-                    let add = row(t, net, String::new());
-                    entry.packets_sent += add.packets_sent;
-                    entry.bytes_sent += add.bytes_sent;
-                    entry.packets_received += add.packets_received;
-                    entry.bytes_received += add.bytes_received;
-                    entry.rate += add.rate;
+            let row = Row::of(t);
+            match (self.v6_prefix, t.ip) {
+                (Some(len), IpAddr::V6(v6)) => {
+                    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                    let net = IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & mask));
+                    match networks.entry(net) {
+                        Entry::Occupied(at) => rows[*at.get()].add(&row),
+                        Entry::Vacant(slot) => {
+                            slot.insert(rows.len());
+                            rows.push(Row {
+                                key: net,
+                                prefix: Some(len),
+                                ..row
+                            });
+                        }
+                    }
                 }
-                IpAddr::V4(_) => rows.push(row(t, t.ip, t.ip.to_string())),
+                _ => rows.push(row),
             }
         }
-        rows.extend(networks.into_values());
         rows
     }
 }
@@ -279,11 +291,11 @@ mod tests {
         ];
         let mut t = TopTalkers::new(2, Some(64));
         let rows = t.rows(&s);
-        let labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+        let labels: Vec<String> = rows.iter().map(Row::label).collect();
         assert_eq!(labels, ["2001:db8:0:1::/64", "2001:db8:0:2::/64"]);
         assert_eq!((rows[0].bytes_sent, rows[0].packets_sent), (200, 2));
         let mut plain = TopTalkers::new(2, None);
-        let labels: Vec<String> = plain.rows(&s).iter().map(|r| r.label.clone()).collect();
+        let labels: Vec<String> = plain.rows(&s).iter().map(Row::label).collect();
         assert_eq!(labels, ["2001:db8:0:2::1", "198.18.0.1"]);
     }
 }
