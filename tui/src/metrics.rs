@@ -158,3 +158,38 @@ pub async fn start(
     server.own(tokio::spawn(exporter.follow_coverage()));
     Ok(Some(server))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture;
+
+    #[test]
+    fn health_follows_the_feed_and_scrapes_pick_their_format() {
+        let (feed, rx) = watch::channel(None);
+        let exporter = Exporter::new(rx, "lo", 20, None);
+        let now = SystemTime::now();
+        assert_eq!(exporter.health(now), Err("no snapshot yet".into()));
+        let (kind, body) = exporter.scrape(false, now).unwrap();
+        assert_eq!(kind, family::TEXT_CONTENT_TYPE);
+        assert!(
+            body.contains("traffic_counter_build_info{interface=\"lo\","),
+            "{body}"
+        );
+
+        let mut s = fixture::small();
+        s.taken_at = now;
+        feed.send_replace(Some(Arc::new(s)));
+        assert!(exporter.health(now + Duration::from_secs(1)).is_ok());
+        let stale = exporter.health(now + STALE_AFTER + Duration::from_secs(1));
+        assert!(stale.is_err_and(|e| e.contains("stalled")));
+
+        let (kind, body) = exporter.scrape(true, now).unwrap();
+        assert_eq!(kind, family::OPENMETRICS_CONTENT_TYPE);
+        assert!(body.ends_with("# EOF\n"));
+        assert!(
+            body.contains("traffic_counter_talker_bytes_total{"),
+            "{body}"
+        );
+    }
+}
