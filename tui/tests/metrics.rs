@@ -475,3 +475,42 @@ fn a_random_source_flood_stays_within_the_series_budget() {
     run.signal(libc::SIGTERM);
     assert_eq!(run.wait(Duration::from_secs(5)).0, 0);
 }
+
+#[test]
+fn a_busy_metrics_port_is_named_and_capture_does_not_start() {
+    let lab = Lab::new("busy");
+    let first = monitor(&lab, &[]);
+    let out = lab
+        .command_in_capture_ns(BIN)
+        .args(["--headless", "-i", "tc0", "--metrics", METRICS])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("--metrics: listening on {METRICS}")) && err.contains("in use"),
+        "{err}"
+    );
+    assert!(!err.contains("capturing on"), "{err}");
+    first.signal(libc::SIGTERM);
+    assert_eq!(first.wait(Duration::from_secs(5)).0, 0);
+}
+
+#[test]
+fn group_and_top_mistakes_are_usage_errors_naming_the_flag() {
+    for args in [
+        &["--group", "a=198.18.0.0/15", "--group", "a=2001:db8::/32"][..],
+        &["--group", "a=198.18.0.0/15,2001:db8::/129"][..],
+        &["--metrics-top", "500"][..],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(args[args.len() - 2]), "{args:?}: {err}");
+    }
+    let out = Command::new(BIN)
+        .args(["--group", "a=198.18.0.0/15", "--group", "a=2001:db8::/32"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("group name \"a\" is given twice"));
+}
