@@ -220,6 +220,13 @@ impl GroupSet {
         let mut bits = 0;
         for level in &self.levels {
             let key = addr.0 & level.mask;
+            // Skips a whole level at once when the address is outside its span (an IPv4
+            // address against IPv6 prefixes and the other way round, above all).
+            let outside = level.networks.first().is_none_or(|&(lo, _)| key < lo)
+                || level.networks.last().is_none_or(|&(hi, _)| key > hi);
+            if outside {
+                continue;
+            }
             if let Ok(i) = level.networks.binary_search_by_key(&key, |&(n, _)| n) {
                 bits |= level.networks[i].1;
             }
