@@ -43,11 +43,13 @@ run: build
 test:
 	$(RUNNER) $(CARGO) test --workspace
 
-## bench: criterion benchmarks (per-frame hot path, one UI tick with 1M talkers), then the
+## bench: criterion benchmarks (per-frame hot path, group matching, one UI tick with 1M
+## talkers), then the
 ## system benchmark: trafgen into the release binary across a veth pair (bench/system.sh)
 bench:
 	$(CARGO) build --release --workspace
 	$(CARGO) bench -p traffic-counter-capture --bench hot_path
+	$(CARGO) bench -p traffic-counter-capture --bench groups
 	$(CARGO) bench -p traffic-counter --bench tick
 	$(SUDO) bench/system.sh 10 target/bench/system.md
 
