@@ -44,8 +44,8 @@ test:
 	$(RUNNER) $(CARGO) test --workspace
 
 ## bench: criterion benchmarks (per-frame hot path, group matching, one UI tick with 1M
-## talkers), then the
-## system benchmark: trafgen into the release binary across a veth pair (bench/system.sh)
+## talkers), then the system benchmark: trafgen into the release binary across a veth pair
+## (bench/system.sh)
 bench:
 	$(CARGO) build --release --workspace
 	$(CARGO) bench -p traffic-counter-capture --bench hot_path
