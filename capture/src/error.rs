@@ -67,7 +67,7 @@ pub enum CaptureError {
     #[error("invalid CPU selection: {0}")]
     Cpus(String),
     /// A named group is unusable (duplicate name, too many groups).
-    #[error("invalid --group: {0}")]
+    #[error("invalid named group: {0}")]
     Groups(#[from] crate::groups::GroupError),
     /// Pinning a worker to its CPU failed.
     #[error("pinning worker {worker} to CPU {cpu}: {source}")]
