@@ -7,7 +7,7 @@
 CARGO ?= cargo
 ARGS ?=
 # Debian packages the build, the tests and the benchmarks need.
-DEBS := iproute2 procps libcap2-bin clang-19 llvm-19 libbpf-dev netsniff-ng tcpdump tmux
+DEBS := iproute2 procps libcap2-bin clang-19 llvm-19 libbpf-dev netsniff-ng tcpdump tmux prometheus
 ROOT := $(shell [ "$$(id -u)" -eq 0 ] && echo yes)
 SUDO := $(if $(ROOT),,sudo)
 TARGET_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
@@ -43,13 +43,17 @@ run: build
 test:
 	$(RUNNER) $(CARGO) test --workspace
 
-## bench: criterion benchmarks (per-frame hot path, one UI tick with 1M talkers), then the
-## system benchmark: trafgen into the release binary across a veth pair (bench/system.sh)
+## bench: criterion benchmarks (per-frame cost with merging at 1k/50k/1M keys, per-tick cost
+## at 2/8/32 workers, group matching, one UI tick with 1M talkers, writing a snapshot file),
+## then the system benchmark beside tcpdump: trafgen into the release binary across a veth
+## pair, two mixes, five runs each (bench/system.sh)
 bench:
 	$(CARGO) build --release --workspace
 	$(CARGO) bench -p traffic-counter-capture --bench hot_path
+	$(CARGO) bench -p traffic-counter-capture --bench groups
 	$(CARGO) bench -p traffic-counter --bench tick
-	$(SUDO) bench/system.sh 10 target/bench/system.md
+	$(CARGO) bench -p traffic-counter --bench snapshot_file
+	$(SUDO) bench/system.sh 10 target/bench/system.md 5
 
 ## fuzz: run each cargo-fuzz target for FUZZ_SECONDS from the committed seeds (stable Rust,
 ## so libFuzzer coverage without a sanitizer); new inputs go to target/fuzz-corpus

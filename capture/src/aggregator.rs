@@ -15,6 +15,7 @@ use crate::aggregate::Aggregate;
 use crate::config::RingGeometry;
 use crate::counters::Tally;
 use crate::feed::Publisher;
+use crate::groups::GroupTotals;
 use crate::snapshot::{FanoutInfo, FilterStatus, Snapshot, Totals};
 use crate::stats::{ParseErrors, WorkerStats};
 use crate::worker::Message;
@@ -33,6 +34,7 @@ pub(crate) struct Setup {
     pub(crate) flows: bool,
     pub(crate) tick: Duration,
     pub(crate) filter: Option<Arc<dyn PacketFilter>>,
+    pub(crate) groups: Vec<GroupTotals>,
 }
 
 /// What the aggregator knows of one worker.
@@ -71,6 +73,8 @@ pub(crate) struct Aggregator {
     started_at: SystemTime,
     started: Instant,
     aggregate: Aggregate,
+    /// Named groups' totals, counted exactly by the workers.
+    groups: Vec<GroupTotals>,
     workers: Vec<WorkerSlot>,
     feed: Publisher,
     failure: Option<CaptureError>,
@@ -80,6 +84,7 @@ impl Aggregator {
     pub(crate) fn new(setup: Setup, workers: Vec<WorkerSlot>, feed: Publisher) -> Self {
         Self {
             aggregate: Aggregate::new(setup.max_talkers, setup.flows.then_some(setup.max_flows)),
+            groups: setup.groups.clone(),
             setup,
             started_at: SystemTime::now(),
             started: Instant::now(),
@@ -142,6 +147,7 @@ impl Aggregator {
             } => {
                 if let Some(mut tally) = tally {
                     self.aggregate.merge(&tally);
+                    tally.groups.drain_into(&mut self.groups);
                     tally.clear();
                     if let Some(slot) = self.workers.get(worker) {
                         let _ = slot.pool.send(tally);
@@ -219,6 +225,7 @@ impl Aggregator {
             evicted_talkers: rows.evicted_talkers,
             flows: rows.flows,
             evicted_flows: rows.evicted_flows,
+            groups: self.groups.clone(),
         }
     }
 }

@@ -223,6 +223,8 @@ pub struct CaptureConfig {
     pub max_flows: usize,
     /// How often the aggregator publishes a snapshot; rate windows count in these ticks.
     pub tick: Duration,
+    /// Named CIDR groups counted exactly on every packet.
+    pub groups: Vec<crate::groups::Group>,
 }
 
 impl CaptureConfig {
@@ -239,6 +241,7 @@ impl CaptureConfig {
             max_talkers: DEFAULT_MAX_TALKERS,
             max_flows: DEFAULT_MAX_FLOWS,
             tick: Duration::from_secs(1),
+            groups: Vec::new(),
         }
     }
 }

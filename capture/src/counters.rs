@@ -17,6 +17,7 @@
 
 use std::hash::{Hash, Hasher};
 
+use crate::groups::GroupCounts;
 use crate::parse::{Addr, Packet};
 use crate::snapshot::{EvictedFlows, EvictedTalkers};
 use crate::spill::HotTalkers;
@@ -226,6 +227,8 @@ pub struct Tally {
     queued: usize,
     /// Per-address deltas of conversations evicted within the tick.
     spilled: HotTalkers,
+    /// Per-group counts of the packets (empty when no groups are configured).
+    pub groups: GroupCounts,
     flows: bool,
     packets: u64,
     bytes: u64,
@@ -240,15 +243,24 @@ impl Tally {
             pending: [Pending::default(); BATCH],
             queued: 0,
             spilled: HotTalkers::new(),
+            groups: GroupCounts::default(),
             flows,
             packets: 0,
             bytes: 0,
         }
     }
 
+    /// The same tally, also counting into `groups`.
+    #[must_use]
+    pub fn with_groups(mut self, groups: GroupCounts) -> Self {
+        self.groups = groups;
+        self
+    }
+
     /// Counts one parsed packet of `bytes` on the wire, seen at `ts_ns`, at once.
     #[inline]
     pub fn count(&mut self, packet: &Packet, bytes: u64, ts_ns: u64) {
+        self.groups.count(packet.src, packet.dst, bytes);
         let pending = self.pending_of(packet, bytes, ts_ns);
         self.apply(pending);
     }
@@ -257,6 +269,7 @@ impl Tally {
     /// queue once it holds [`BATCH`] packets. Call [`Self::flush`] before reading the tally.
     #[inline]
     pub fn push(&mut self, packet: &Packet, bytes: u64, ts_ns: u64) {
+        self.groups.count(packet.src, packet.dst, bytes);
         let pending = self.pending_of(packet, bytes, ts_ns);
         self.conversations.prefetch_index(pending.hash);
         if let Some(slot) = self.pending.get_mut(self.queued) {

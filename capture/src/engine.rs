@@ -13,6 +13,7 @@ use crate::aggregator::{Aggregator, Setup, WorkerSlot};
 use crate::config::{CaptureConfig, RingGeometry};
 use crate::counters::{Tally, tally_capacity};
 use crate::feed::{Feed, Publisher};
+use crate::groups::{GroupCounts, GroupSet, GroupTotals};
 use crate::ring::{Ring, interface_index};
 use crate::snapshot::{FanoutInfo, Snapshot};
 use crate::stats::{RingCounters, WorkerStats};
@@ -62,6 +63,7 @@ impl Capture {
                 name: config.interface.clone(),
                 available: iface::interface_names(),
             })?;
+        let groups = Arc::new(GroupSet::new(&config.groups)?);
         let speed = iface::link_speed_mbps(&config.interface);
         let geometry = RingGeometry::resolve(config.ring, speed, config.workers)?;
         log::info!(
@@ -91,8 +93,15 @@ impl Capture {
             stop: stop.clone(),
             epoch: epoch.clone(),
         };
-        let (workers, slots) =
-            spawn_workers(config, rings, ifindex, geometry, &signals, &to_aggregator)?;
+        let (workers, slots) = spawn_workers(
+            config,
+            rings,
+            ifindex,
+            geometry,
+            &signals,
+            &to_aggregator,
+            &groups,
+        )?;
         drop(to_aggregator);
         drop(signals);
 
@@ -105,6 +114,7 @@ impl Capture {
             flows: config.flows,
             tick: config.tick,
             filter,
+            groups: GroupTotals::for_set(&groups),
         };
         let publisher = Publisher::new();
         let feed = publisher.subscribe();
@@ -166,6 +176,7 @@ fn spawn_workers(
     geometry: RingGeometry,
     signals: &Signals,
     to_aggregator: &mpsc::Sender<crate::worker::Message>,
+    groups: &Arc<GroupSet>,
 ) -> Result<(Vec<JoinHandle<()>>, Vec<WorkerSlot>), CaptureError> {
     let bound = if config.flows {
         config.max_flows
@@ -178,7 +189,12 @@ fn spawn_workers(
     for (id, ring) in rings.into_iter().enumerate() {
         let cpu = config.cpus[id % config.cpus.len()];
         let (pool_tx, pool_rx) = mpsc::channel();
-        let _ = pool_tx.send(Box::new(Tally::new(capacity, config.flows)));
+        let tally = || {
+            Box::new(
+                Tally::new(capacity, config.flows).with_groups(GroupCounts::new(groups.clone())),
+            )
+        };
+        let _ = pool_tx.send(tally());
         let stats = WorkerStats {
             id,
             cpu,
@@ -193,7 +209,7 @@ fn spawn_workers(
             counting: Counting {
                 stats,
                 ring_counters: RingCounters::default(),
-                tally: Box::new(Tally::new(capacity, config.flows)),
+                tally: tally(),
                 to_aggregator: to_aggregator.clone(),
                 pool: pool_rx,
                 seen_epoch: 0,

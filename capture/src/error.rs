@@ -66,6 +66,9 @@ pub enum CaptureError {
     /// The CPU list or worker count is unusable.
     #[error("invalid CPU selection: {0}")]
     Cpus(String),
+    /// A named group is unusable (duplicate name, too many groups).
+    #[error("invalid named group: {0}")]
+    Groups(#[from] crate::groups::GroupError),
     /// Pinning a worker to its CPU failed.
     #[error("pinning worker {worker} to CPU {cpu}: {source}")]
     Affinity {

@@ -16,6 +16,7 @@ mod engine;
 mod error;
 pub mod feed;
 pub mod filter;
+pub mod groups;
 mod history;
 pub mod iface;
 pub mod parse;

@@ -288,6 +288,8 @@ pub struct Snapshot {
     pub flows: Vec<Flow>,
     /// What was evicted from the flow table.
     pub evicted_flows: EvictedFlows,
+    /// Named CIDR groups, counted exactly, in configuration order.
+    pub groups: Vec<crate::groups::GroupTotals>,
 }
 
 impl Snapshot {
@@ -314,6 +316,7 @@ impl Snapshot {
             evicted_talkers: self.evicted_talkers,
             flows: Vec::new(),
             evicted_flows: self.evicted_flows,
+            groups: self.groups.clone(),
         }
     }
 }
@@ -353,6 +356,7 @@ pub(crate) mod tests {
             evicted_talkers: EvictedTalkers::default(),
             flows: Vec::new(),
             evicted_flows: EvictedFlows::default(),
+            groups: Vec::new(),
         }
     }
 

@@ -148,8 +148,8 @@ impl<S: FrameSource> Worker<S> {
         }
         let c = &mut self.counting;
         refresh_ring_stats(&self.source, c);
-        let last =
-            (!c.tally.is_empty()).then(|| std::mem::replace(&mut c.tally, Box::new(Tally::new(1, false))));
+        let last = (!c.tally.is_empty())
+            .then(|| std::mem::replace(&mut c.tally, Box::new(Tally::new(1, false))));
         let _ = c.to_aggregator.send(Message::Batch {
             worker: c.stats.id,
             epoch: c.seen_epoch,

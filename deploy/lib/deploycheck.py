@@ -42,7 +42,6 @@ METRICS = {
 # which is being built alongside these artefacts. A flag listed here and missing from the
 # binary's --help is reported as pending instead of failing; once the binary has it, the
 # check says so and the flag should be removed from this list.
-PENDING_FLAGS = {"--metrics", "--metrics-top", "--group"}
 
 MIB = 1024 * 1024
 # What the process uses beyond its rings at the default table sizes (at most).
@@ -346,22 +345,12 @@ def cmd_check_flags(args):
     ds = load_daemonset(args.daemonset)
     for c in ds["spec"]["template"]["spec"]["containers"]:
         sources[f"{args.daemonset} {c['name']}"] = used_flags([str(a) for a in c.get("args", [])])
-    pending = set()
     for where, flags in sources.items():
         for flag in sorted(flags):
-            if flag in known:
-                continue
-            if flag in PENDING_FLAGS:
-                pending.add(flag)
-            else:
+            if flag not in known:
                 f.add(f"{where}: {flag} is not an option of the binary (see --help)")
-    for flag in sorted(PENDING_FLAGS & known):
-        print(f"  note: {flag} is now in the binary: drop it from PENDING_FLAGS")
-    for flag in sorted(pending):
-        print(f"  pending: {flag} is not in this binary's --help yet (the metrics work of issue 9)")
     total = sum(len(v) for v in sources.values())
-    f.exit(f"{total} flag uses across {len(sources)} files are options of the binary"
-           + (f", except pending {' '.join(sorted(pending))}" if pending else ""))
+    f.exit(f"{total} flag uses across {len(sources)} files are options of the binary")
 
 
 # ---------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@
 
 pub mod corpus;
 pub mod frames;
+pub mod http;
 pub mod netns;
+pub mod process;
 
 pub use frames::{Frame, L4};
 pub use netns::Lab;

@@ -3,12 +3,14 @@
 //! Values are validated by clap value parsers, so a bad value is reported by clap naming the
 //! flag and the value, before anything is opened.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use traffic_counter_capture::affinity::{allowed_cpus, parse_cpu_list};
 use traffic_counter_capture::config::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_TALKERS};
+use traffic_counter_capture::groups::{Group, GroupSet};
 use traffic_counter_capture::{CaptureConfig, FanoutConfig, FanoutMode, RingOptions};
 use traffic_counter_ebpf::{CidrList, FilterMode, FilterRules, VlanList};
 
@@ -129,6 +131,24 @@ pub struct Args {
     /// up the rest; `all` writes every row.
     #[arg(long, value_name = "N|all", default_value = "1000", value_parser = parse_top)]
     pub top: TopRows,
+
+    /// Serve Prometheus metrics on /metrics and a health check on /healthz at this address,
+    /// e.g. 127.0.0.1:9848 (headless and with the terminal UI).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Talkers exported as series of their own: the top N by bytes, with hysteresis.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_METRICS_TOP, value_parser = metrics_top)]
+    pub metrics_top: usize,
+
+    /// Roll IPv6 talkers up to networks of this many bits in the exported top, e.g. 64.
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub metrics_v6_prefix: Option<u8>,
+
+    /// Count the traffic from and to a named set of prefixes exactly, on every packet, e.g.
+    /// storage=198.18.4.0/24,2001:db8:4::/48; repeat for more groups (at most 64).
+    #[arg(long = "group", value_name = "NAME=CIDR,...")]
+    pub groups: Vec<Group>,
 }
 
 /// How many rows of each table a headless snapshot file keeps: `Some(n)`, or all of them.
@@ -143,6 +163,11 @@ fn parse_top(text: &str) -> Result<TopRows, String> {
         .map(|n| TopRows(Some(n)))
         .map_err(|_| format!("{text:?} must be a whole number above 0, or `all`"))
 }
+
+/// Talkers exported by default.
+pub const DEFAULT_METRICS_TOP: usize = 20;
+/// The most talkers `--metrics-top` may export: each costs four series on every node.
+pub const MAX_METRICS_TOP: usize = 100;
 
 /// What the `w` key writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -216,6 +241,22 @@ impl From<FanoutArg> for FanoutMode {
 }
 
 impl Args {
+    /// Parses the command line, then checks what one flag's parser cannot see alone (the
+    /// groups together); a problem exits with a usage error naming the flag, like clap's own.
+    pub fn parse_checked() -> Self {
+        let args = Self::parse();
+        if let Err(err) = GroupSet::new(&args.groups) {
+            use clap::CommandFactory;
+            Self::command()
+                .error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("invalid value for '--group <NAME=CIDR,...>': {err}"),
+                )
+                .exit();
+        }
+        args
+    }
+
     /// The filtering rules these options ask for.
     pub fn filter_rules(&self) -> FilterRules {
         FilterRules {
@@ -250,6 +291,7 @@ impl Args {
         config.flows = self.flows;
         config.max_talkers = self.max_talkers;
         config.max_flows = self.max_flows;
+        config.groups.clone_from(&self.groups);
         config
     }
 }
@@ -282,6 +324,16 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         Err(format!(
             "{text:?} must be between 0.05 and 31536000 seconds"
         ))
+    }
+}
+
+fn metrics_top(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_METRICS_TOP).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} must be a whole number from 1 to {MAX_METRICS_TOP} (each exported \
+             talker costs 4 series on every node)"
+        )),
     }
 }
 
@@ -366,6 +418,12 @@ mod tests {
             ("--allow", "nowhere"),
             ("--filter", "maybe"),
             ("--top", "none"),
+            ("--metrics", "localhost"),
+            ("--metrics-top", "101"),
+            ("--metrics-top", "0"),
+            ("--metrics-v6-prefix", "129"),
+            ("--group", "bad name=198.18.0.0/15"),
+            ("--group", "lab=198.18.0.0/99"),
         ] {
             let err = Args::try_parse_from(["traffic-counter", flag, value]).unwrap_err();
             let text = err.to_string();

@@ -120,6 +120,7 @@ pub fn snapshot(talkers: Vec<Talker>, flows: Vec<Flow>) -> Snapshot {
         evicted_talkers: EvictedTalkers::default(),
         flows,
         evicted_flows: EvictedFlows::default(),
+        groups: Vec::new(),
     }
 }
 

@@ -24,8 +24,13 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
     if let Some(notice) = &selected.notice {
         eprintln!("traffic-counter: {notice}");
     }
+    // The exporter starts first: it takes the interface's counters as its coverage baseline,
+    // and a busy port fails before capture begins.
+    let (metrics_feed, metrics_rx) = tokio::sync::watch::channel(None);
+    let metrics = crate::metrics::start(&args, &config.interface, metrics_rx).await?;
     let capture = Capture::start(&config, selected.filter.clone())?;
     let mut feed = capture.feed();
+    let _forward = crate::metrics::forward(capture.feed(), metrics_feed);
     let fanout = capture.fanout();
     eprintln!(
         "traffic-counter: capturing on {} with {} workers on CPUs {:?}, fanout {} group {}, \
@@ -41,6 +46,13 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map_or("none", |f| filter_name(f.kind())),
     );
+
+    if let Some(server) = &metrics {
+        eprintln!(
+            "traffic-counter: serving metrics on http://{}/metrics",
+            server.addr()
+        );
+    }
 
     let mut ticker = tokio::time::interval_at(Instant::now() + args.interval, args.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod export;
 pub mod fixture;
 pub mod headless;
+pub mod metrics;
 pub mod ranking;
 pub mod snapshot_file;
 pub mod summary;
@@ -19,13 +20,12 @@ pub mod view;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 use traffic_counter_capture::{CaptureError, iface};
 
 /// Parses the command line, runs the terminal UI or headless mode, and turns errors into one
 /// line on stderr and an exit status.
 pub fn main() -> ExitCode {
-    let args = cli::Args::parse();
+    let args = cli::Args::parse_checked();
     // Log lines would scribble over the terminal UI; there, only RUST_LOG turns them on.
     let default_level = if args.headless { "info" } else { "off" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))

@@ -44,8 +44,11 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
     let config = args.capture_config(interface);
     let selected = traffic_counter_ebpf::select(args.filter.into(), &args.filter_rules())?;
     let (tx, mut events) = mpsc::unbounded_channel::<Event>();
+    let (metrics_feed, metrics_rx) = tokio::sync::watch::channel(None);
+    let _metrics = crate::metrics::start(&args, &config.interface, metrics_rx).await?;
     let capture = Capture::start(&config, selected.filter.clone())?;
     let mut feed = capture.feed();
+    let _forward = crate::metrics::forward(capture.feed(), metrics_feed);
     let mut capture_running = true;
 
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;

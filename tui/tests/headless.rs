@@ -3,90 +3,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use testlab::Lab;
 use testlab::corpus::{self, Corpus};
+use testlab::process::Running;
 
 const BIN: &str = env!("CARGO_BIN_EXE_traffic-counter");
 
-/// A running binary whose stderr lines arrive on a channel.
-struct Running {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("binary starts");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let running = Self { child, stderr: rx };
-        running.wait_for_line("capturing on", Duration::from_secs(10));
-        running
-    }
-
-    fn wait_for_line(&self, needle: &str, limit: Duration) -> String {
-        let until = Instant::now() + limit;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {
-                    panic!("no stderr line containing {needle:?} within {limit:?}")
-                }
-            }
-        }
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
-        assert_eq!(rc, 0);
-    }
-
-    /// Waits for exit; returns the status code, stdout, and the stderr lines not yet read.
-    fn finish(mut self) -> (Option<i32>, String, String) {
-        use std::io::Read;
-        let mut stdout = String::new();
-        if let Some(mut out) = self.child.stdout.take() {
-            out.read_to_string(&mut stdout).unwrap();
-        }
-        let status = self.child.wait().unwrap();
-        let mut stderr = String::new();
-        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(2)) {
-            stderr.push_str(&line);
-            stderr.push('\n');
-        }
-        (status.code(), stdout, stderr)
-    }
-
-    /// Waits for exit within `limit`; returns the status code and the elapsed time.
-    fn wait(mut self, limit: Duration) -> (i32, Duration) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status.code().unwrap_or(-1), started.elapsed());
-            }
-            assert!(started.elapsed() < limit, "still running after {limit:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// Starts the binary and waits until it says it is capturing.
+fn start(cmd: Command) -> Running {
+    Running::start(cmd, "capturing on")
 }
 
 fn headless(lab: &Lab, snapshot: &Path, extra: &[&str]) -> Command {
@@ -188,7 +118,7 @@ fn assert_counts(doc: &Value, corpus: &Corpus, frames_read: u64) {
 fn headless_counts_exactly_and_writes_the_snapshot_every_interval() {
     let lab = Lab::new("hl");
     let path = temp_file("exact.json");
-    let run = Running::start(headless(&lab, &path, &["--duration", "3"]));
+    let run = start(headless(&lab, &path, &["--duration", "3"]));
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
     // The file is rewritten while capture runs, before the final write at exit.
@@ -208,7 +138,7 @@ fn headless_counts_exactly_and_writes_the_snapshot_every_interval() {
 fn sigterm_stops_cleanly_with_a_final_snapshot() {
     let lab = Lab::new("term");
     let path = temp_file("term.json");
-    let run = Running::start(headless(&lab, &path, &[]));
+    let run = start(headless(&lab, &path, &[]));
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
     std::thread::sleep(Duration::from_millis(100));
@@ -223,7 +153,7 @@ fn sigterm_stops_cleanly_with_a_final_snapshot() {
 fn without_a_filter_non_ip_frames_are_parse_errors() {
     let lab = Lab::new("hlnone");
     let path = temp_file("none.json");
-    let run = Running::start(headless(&lab, &path, &["--filter", "none"]));
+    let run = start(headless(&lab, &path, &["--filter", "none"]));
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
     std::thread::sleep(Duration::from_millis(100));
@@ -243,7 +173,7 @@ fn the_filter_flags_enforce_vlans_and_prefixes_with_counted_rejects() {
     let corpus = corpus::filtered();
     for kind in ["ebpf", "classic"] {
         let path = temp_file(&format!("filtered-{kind}.json"));
-        let run = Running::start(headless(
+        let run = start(headless(
             &lab,
             &path,
             &[
@@ -357,7 +287,7 @@ fn auto_falls_back_to_classic_in_one_line_and_says_rejects_are_unknown() {
 fn top_limits_the_rows_written() {
     let lab = Lab::new("top");
     let path = temp_file("top.json");
-    let run = Running::start(headless(&lab, &path, &["--top", "2"]));
+    let run = start(headless(&lab, &path, &["--top", "2"]));
     lab.send(&corpus::standard().frames);
     std::thread::sleep(Duration::from_millis(100));
     run.signal(libc::SIGINT);
@@ -394,7 +324,7 @@ fn top_limits_the_rows_written() {
 fn a_vanishing_interface_exits_nonzero_within_two_seconds_with_the_snapshot() {
     let lab = Lab::new("hlgone");
     let path = temp_file("gone.json");
-    let run = Running::start(headless(&lab, &path, &[]));
+    let run = start(headless(&lab, &path, &[]));
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
     std::thread::sleep(Duration::from_millis(100));
@@ -455,7 +385,7 @@ fn without_cap_net_raw_the_capability_is_named() {
 fn sigterm_under_load_writes_a_consistent_final_snapshot() {
     let lab = Lab::new("hlload");
     let path = temp_file("load.json");
-    let run = Running::start(headless(&lab, &path, &[]));
+    let run = start(headless(&lab, &path, &[]));
     let corpus = corpus::standard();
     std::thread::scope(|scope| {
         // About 5,000 frames a second for a bounded 1.5 s, still flowing when SIGTERM lands.
@@ -512,7 +442,7 @@ fn a_symlinked_snapshot_target_is_refused_and_capture_keeps_running() {
     std::fs::write(&victim, b"keep me").unwrap();
     let link = temp_file("link.json");
     std::os::unix::fs::symlink(&victim, &link).unwrap();
-    let run = Running::start(headless(&lab, &link, &["--duration", "3"]));
+    let run = start(headless(&lab, &link, &["--duration", "3"]));
     lab.send(&corpus::standard().frames);
     let (code, stdout, err) = run.finish();
     let refusals = err
@@ -542,7 +472,7 @@ fn a_symlinked_snapshot_target_is_refused_and_capture_keeps_running() {
 fn an_unwritable_snapshot_path_is_an_error_and_capture_keeps_running() {
     let lab = Lab::new("hlro");
     let path = Path::new("/proc/tc-no-such-dir/snap.json");
-    let run = Running::start(headless(&lab, path, &["--duration", "3"]));
+    let run = start(headless(&lab, path, &["--duration", "3"]));
     let (code, stdout, err) = run.finish();
     let failures = err
         .lines()
@@ -569,7 +499,7 @@ fn sigterm_while_a_blast_overruns_a_tiny_ring_exits_promptly_and_consistently() 
     std::fs::write(&config, BLAST).unwrap();
     // Two 4 KiB blocks of two frames each, and a block timeout far beyond the exit cap: the
     // rings are never empty while the blast lasts, and a partly filled block never retires.
-    let run = Running::start(headless(
+    let run = start(headless(
         &lab,
         &path,
         &[

@@ -266,3 +266,46 @@ fn ctrl_c_and_sigterm_under_load_restore_the_terminal() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_ui_serves_metrics_beside_the_screen() {
+    let lab = Lab::new("tmuxprom");
+    let dir = scratch_named("metrics");
+    let exit_file = dir.join("exit-status");
+    let metrics = "127.0.0.1:9848";
+    let command = format!(
+        "ip netns exec {} {BIN} -i tc0 --workers 2 --tick 200 --metrics {metrics} \
+         --group lab=198.18.0.0/15; echo $? > {}; sleep 30",
+        lab.capture_ns,
+        exit_file.display()
+    );
+    let tmux = Tmux::start(&command);
+    tmux.wait_for("the header", Duration::from_secs(10), |s| {
+        s.contains("traffic-counter  tc0")
+    });
+    let corpus = corpus::standard();
+    lab.send(&corpus.frames);
+    tmux.wait_for("the talkers", Duration::from_secs(5), |s| {
+        s.contains(&format!("Talkers 1/{}", corpus.talkers.len()))
+    });
+    let want = format!(
+        "traffic_counter_packets_total{{interface=\"tc0\"}} {}\n",
+        corpus.packets
+    );
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let scrape = testlab::http::get(&lab.capture_ns, metrics, "/metrics", None);
+        if scrape.body.contains(&want) {
+            break;
+        }
+        assert!(Instant::now() < until, "{}", scrape.body);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let health = testlab::http::get(&lab.capture_ns, metrics, "/healthz", None);
+    assert_eq!(health.status, 200, "{}", health.body);
+    // Nothing about the exporter was printed over the UI.
+    assert!(!tmux.screen().contains("metrics"), "{}", tmux.screen());
+    tmux.keys(&["q"]);
+    assert_eq!(exit_status(&exit_file), "0");
+    let _ = std::fs::remove_dir_all(&dir);
+}
