@@ -39,9 +39,11 @@ build:
 run: build
 	$(SUDO) ./target/release/traffic-counter $(ARGS)
 
-## test: every unit, integration and end-to-end test (as root: they use network namespaces)
+## test: every unit, integration and end-to-end test (as root: they use network namespaces),
+## then every deployment artefact's check (check-deploy)
 test:
 	$(RUNNER) $(CARGO) test --workspace
+	$(MAKE) check-deploy
 
 ## bench: criterion benchmarks (per-frame cost with merging at 1k/50k/1M keys, per-tick cost
 ## at 2/8/32 workers, group matching, one UI tick with 1M talkers, writing a snapshot file),
