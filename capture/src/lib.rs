@@ -20,6 +20,7 @@ pub mod groups;
 mod history;
 pub mod iface;
 pub mod parse;
+mod prefetch;
 mod ring;
 pub mod snapshot;
 pub mod spill;

@@ -23,19 +23,9 @@ use std::hash::{BuildHasher, Hash};
 
 use index::Index;
 
-mod index;
+use crate::prefetch::prefetch;
 
-/// Asks the CPU to start loading the cache line at `ptr`; a no-op where there is no such hint.
-#[inline]
-fn prefetch(ptr: *const i8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint that never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(ptr, std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
-}
+mod index;
 
 /// A value that can be folded into sums when it is evicted.
 pub trait Evict {
@@ -114,7 +104,7 @@ impl<K: Copy + Eq + Hash, V: Evict> ClockTable<K, V> {
     #[inline]
     pub fn prefetch_slot(&self, hash: u64, key: &K) {
         if let Some(slot) = self.find(hash, key).and_then(|i| self.slots.get(i)) {
-            prefetch(std::ptr::from_ref(slot).cast());
+            prefetch(std::ptr::from_ref(slot));
         }
     }
 

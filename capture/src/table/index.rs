@@ -33,7 +33,7 @@ impl Index {
     #[inline]
     pub(super) fn prefetch(&self, hash: u64) {
         if let Some(bucket) = self.buckets.get(self.home(hash >> 32)) {
-            super::prefetch(std::ptr::from_ref(bucket).cast());
+            crate::prefetch::prefetch(std::ptr::from_ref(bucket));
         }
     }
 
