@@ -169,7 +169,9 @@ impl Aggregate {
         let flows = self.flows.as_mut().filter(|_| tally.flows());
         if let Some(flows) = flows {
             self.tally_evicted_flows.add(conversations.evicted());
+            let mut ahead = Lookahead::new(|| conversations.iter().map(|(k, _)| *k));
             for (key, delta) in conversations.iter() {
+                ahead.step(flows, tick);
                 let heavy = delta.packets[0] + delta.packets[1] >= ADMIT_WHEN_FULL;
                 match flows.upsert_admitting(*key, || FlowEntry::new(delta), heavy) {
                     Some(entry) => entry.merge(delta, tick),
@@ -177,13 +179,9 @@ impl Aggregate {
                 }
             }
         }
-        let sides = conversations.iter().flat_map(|(key, delta)| {
-            [
-                (key.lo.ip, delta.talker(Direction::LoToHi)),
-                (key.hi.ip, delta.talker(Direction::HiToLo)),
-            ]
-        });
-        for (ip, talker) in sides.chain(spilled.iter().map(|(ip, d)| (ip, *d))) {
+        let mut ahead = Lookahead::new(|| talker_deltas(tally).map(|(ip, _)| ip));
+        for (ip, talker) in talker_deltas(tally) {
+            ahead.step(&mut self.talkers, tick);
             let heavy = talker.packets_sent + talker.packets_received >= ADMIT_WHEN_FULL;
             match self
                 .talkers
@@ -235,6 +233,67 @@ impl Aggregate {
             }),
             evicted_talkers,
             evicted_flows,
+        }
+    }
+}
+
+/// Every address delta a tally carries: both sides of each conversation, then the spill table.
+fn talker_deltas(tally: &Tally) -> impl Iterator<Item = (Addr, TalkerDelta)> {
+    let sides = tally.conversations().iter().flat_map(|(key, delta)| {
+        [
+            (key.lo.ip, delta.talker(Direction::LoToHi)),
+            (key.hi.ip, delta.talker(Direction::HiToLo)),
+        ]
+    });
+    sides.chain(tally.spilled().iter().map(|(ip, d)| (ip, *d)))
+}
+
+/// An entry with rate history, whose history the merge can ask to be loaded ahead.
+trait Historic {
+    fn history(&self) -> &History<2>;
+}
+
+impl Historic for TalkerEntry {
+    fn history(&self) -> &History<2> {
+        &self.history
+    }
+}
+
+impl Historic for FlowEntry {
+    fn history(&self) -> &History<2> {
+        &self.history
+    }
+}
+
+/// Keys a merge will reach in 12, 6 and 3 steps, so that each key's index bucket, then its
+/// slot, then its history are loading while earlier keys are merged: the tables are far larger
+/// than the caches, and one merge after another would each wait for memory in turn.
+struct Lookahead<I: Iterator> {
+    far: std::iter::Skip<I>,
+    near: std::iter::Skip<I>,
+    next: std::iter::Skip<I>,
+}
+
+impl<K: Copy + Eq + std::hash::Hash, I: Iterator<Item = K>> Lookahead<I> {
+    /// Lookahead over the keys `keys()` yields, in the order the merge takes them.
+    fn new(keys: impl Fn() -> I) -> Self {
+        Self {
+            far: keys().skip(12),
+            near: keys().skip(6),
+            next: keys().skip(3),
+        }
+    }
+
+    #[inline]
+    fn step<V: Evict + Historic>(&mut self, table: &mut ClockTable<K, V>, tick: u32) {
+        if let Some(key) = self.far.next() {
+            table.prefetch_index(table.hash(&key));
+        }
+        if let Some(key) = self.near.next() {
+            table.prefetch_slot(table.hash(&key));
+        }
+        if let Some(entry) = self.next.next().and_then(|key| table.get(&key)) {
+            entry.history().prefetch(tick);
         }
     }
 }

@@ -287,7 +287,7 @@ impl Tally {
     pub fn flush(&mut self) {
         let queued = self.queued.min(BATCH);
         for p in &self.pending[..queued] {
-            self.conversations.prefetch_slot(p.hash, &p.key);
+            self.conversations.prefetch_slot(p.hash);
         }
         for i in 0..queued {
             let p = self.pending[i];

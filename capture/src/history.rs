@@ -112,6 +112,23 @@ impl<const N: usize> History<N> {
         }
     }
 
+    /// Starts loading what adding at `tick` will touch, when it lives outside the entry.
+    #[inline]
+    pub(crate) fn prefetch(&self, tick: u32) {
+        let slot = tick as usize % SLOTS;
+        match self {
+            Self::Few { .. } => {}
+            Self::Narrow(ring) => {
+                crate::prefetch::prefetch(std::ptr::from_ref(&ring.last_tick));
+                crate::prefetch::prefetch(std::ptr::from_ref(&ring.slots[slot]));
+            }
+            Self::Wide(ring) => {
+                crate::prefetch::prefetch(std::ptr::from_ref(&ring.last_tick));
+                crate::prefetch::prefetch(std::ptr::from_ref(&ring.slots[slot]));
+            }
+        }
+    }
+
     /// Bytes per series summed over each of [`WINDOWS`], ending with tick `now` inclusive.
     pub(crate) fn window_sums(&self, now: u32) -> [[u64; N]; 3] {
         match self {

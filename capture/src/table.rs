@@ -100,10 +100,11 @@ impl<K: Copy + Eq + Hash, V: Evict> ClockTable<K, V> {
         self.index.prefetch(hash);
     }
 
-    /// Looks `key` up (best after [`Self::prefetch_index`]) and starts loading its slot.
+    /// Starts loading the slot `hash` most likely names (best after [`Self::prefetch_index`]),
+    /// reading only the index: comparing the key would wait for the very load this starts.
     #[inline]
-    pub fn prefetch_slot(&self, hash: u64, key: &K) {
-        if let Some(slot) = self.find(hash, key).and_then(|i| self.slots.get(i)) {
+    pub fn prefetch_slot(&self, hash: u64) {
+        if let Some(slot) = self.index.probable(hash).and_then(|i| self.slots.get(i)) {
             prefetch(std::ptr::from_ref(slot));
         }
     }

@@ -37,6 +37,13 @@ impl Index {
         }
     }
 
+    /// The first slot filed under `hash`'s tag: almost always the key's own, found without
+    /// reading the slot (which is what prefetching it is for).
+    #[inline]
+    pub(super) fn probable(&self, hash: u64) -> Option<usize> {
+        self.position(hash, &mut |_| true).map(|(_, slot)| slot)
+    }
+
     /// The slot whose entry `eq` accepts, among those filed under `hash`.
     #[inline]
     pub(super) fn find(&self, hash: u64, mut eq: impl FnMut(usize) -> bool) -> Option<usize> {
