@@ -208,7 +208,7 @@ impl Evict for FlowDelta {
 
 /// Packets a worker queues before counting them, so that their table lookups wait for memory
 /// together rather than one after another.
-pub const BATCH: usize = 16;
+pub const BATCH: usize = 32;
 
 /// A packet queued for counting, with its key and hash worked out.
 #[derive(Clone, Copy, Default)]
