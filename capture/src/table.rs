@@ -41,8 +41,14 @@ pub const MAX_SWEEP: usize = 32;
 struct Slot<K, V> {
     key: K,
     value: V,
+    /// The key's hash, kept so eviction finds its bucket without rehashing, and can ask for
+    /// the bucket of the slots the hand reaches next before it gets there.
+    hash: u64,
     referenced: bool,
 }
+
+/// How far ahead of the hand eviction prefetches index buckets.
+const HAND_LOOKAHEAD: usize = 8;
 
 /// A table of at most `capacity` values that evicts by CLOCK when full.
 pub struct ClockTable<K, V: Evict> {
@@ -168,6 +174,7 @@ impl<K: Copy + Eq + Hash, V: Evict> ClockTable<K, V> {
         let slot = Slot {
             key,
             value: create(),
+            hash,
             referenced: false,
         };
         let i = if self.slots.len() < self.capacity {
@@ -197,9 +204,15 @@ impl<K: Copy + Eq + Hash, V: Evict> ClockTable<K, V> {
                 passed += 1;
                 continue;
             }
-            let hash = self.hasher.hash_one(slot.key);
-            self.index.remove(hash, i);
+            let hash = slot.hash;
             slot.value.evict_into(&mut self.evicted);
+            // Under churn the hand evicts about one slot per insert: start loading the bucket
+            // of a slot it will reach soon, so that removal does not wait for memory then.
+            let ahead = (i + HAND_LOOKAHEAD) % self.slots.len();
+            if let Some(next) = self.slots.get(ahead) {
+                self.index.prefetch(next.hash);
+            }
+            self.index.remove(hash, i);
             return i;
         }
     }
