@@ -125,9 +125,7 @@ impl<K: Copy + Eq + Hash, V: Evict> ClockTable<K, V> {
         spill: impl FnOnce(&K, &V),
     ) -> &mut V {
         if let Some(i) = self.find(hash, &key) {
-            let slot = &mut self.slots[i];
-            slot.referenced = true;
-            return &mut slot.value;
+            return self.hit(i);
         }
         self.insert(hash, key, create, spill)
     }
@@ -144,9 +142,7 @@ impl<K: Copy + Eq + Hash, V: Evict> ClockTable<K, V> {
     ) -> Option<&mut V> {
         let hash = self.hash(&key);
         if let Some(i) = self.find(hash, &key) {
-            let slot = &mut self.slots[i];
-            slot.referenced = true;
-            return Some(&mut slot.value);
+            return Some(self.hit(i));
         }
         if self.slots.len() < self.capacity || admit_when_full {
             Some(self.insert(hash, key, create, |_, _| {}))
@@ -160,6 +156,14 @@ impl<K: Copy + Eq + Hash, V: Evict> ClockTable<K, V> {
         let slots = &self.slots;
         self.index
             .find(hash, |i| slots.get(i).is_some_and(|s| s.key == *key))
+    }
+
+    /// The value in slot `i`, marked referenced.
+    #[inline]
+    fn hit(&mut self, i: usize) -> &mut V {
+        let slot = &mut self.slots[i];
+        slot.referenced = true;
+        &mut slot.value
     }
 
     /// Inserts a key known to be absent, evicting when full.
