@@ -1,5 +1,5 @@
-//! The health view: per-worker capture counters, filter rejects, parse errors, ring geometry
-//! and table evictions.
+//! The health view: per-worker capture counters, filter rejects, parse errors, ring geometry,
+//! table evictions, and the named groups' exact totals (`--group`).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -62,7 +62,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     };
     let e = &s.parse_errors;
     let g = &s.ring;
-    let lines = vec![
+    let mut lines = vec![
         filter,
         Line::raw(format!(
             "Parse      non-IP {}  truncated {}  malformed {}",
@@ -104,6 +104,16 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             "Flows      not counted (start with --flows)".to_owned()
         }),
     ];
+    lines.extend(s.groups.iter().map(|g| {
+        Line::raw(format!(
+            "Group      {}: sent {} in {} packets, received {} in {} packets",
+            g.name,
+            units::bytes(g.bytes_sent),
+            g.packets_sent,
+            units::bytes(g.bytes_received),
+            g.packets_received
+        ))
+    }));
     Paragraph::new(lines)
         .block(
             Block::new()

@@ -66,6 +66,24 @@ fn health_view() {
 }
 
 #[test]
+fn health_shows_each_named_group_exactly() {
+    let mut s = fixture::small();
+    s.groups = vec![traffic_counter_capture::groups::GroupTotals {
+        name: "storage".into(),
+        packets_sent: 1200,
+        bytes_sent: 1_500_000,
+        packets_received: 800,
+        bytes_received: 64_000,
+    }];
+    let mut a = App::new((100, 22));
+    a.update(Action::Snapshot(Arc::new(s)));
+    a.update(Action::ShowView(View::Health));
+    let text = screen(&a);
+    assert!(text.contains("Group      storage: sent"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
 fn health_under_classic_says_rejects_are_unknown() {
     let mut s = fixture::small();
     s.filter.kind = FilterKind::Classic;
