@@ -6,6 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, Widget};
+use traffic_counter_capture::groups::GroupTotals;
 use traffic_counter_capture::snapshot::FilterKind;
 
 use crate::app::App;
@@ -104,16 +105,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             "Flows      not counted (start with --flows)".to_owned()
         }),
     ];
-    lines.extend(s.groups.iter().map(|g| {
-        Line::raw(format!(
-            "Group      {}: sent {} in {} packets, received {} in {} packets",
-            g.name,
-            units::bytes(g.bytes_sent),
-            g.packets_sent,
-            units::bytes(g.bytes_received),
-            g.packets_received
-        ))
-    }));
+    lines.extend(s.groups.iter().map(group_line));
     Paragraph::new(lines)
         .block(
             Block::new()
@@ -121,4 +113,16 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 .title(" Filter, parsing, memory "),
         )
         .render(bottom, buf);
+}
+
+/// One `--group`'s exact totals.
+fn group_line(g: &GroupTotals) -> Line<'static> {
+    Line::raw(format!(
+        "Group      {}: sent {} in {} packets, received {} in {} packets",
+        g.name,
+        units::bytes(g.bytes_sent),
+        g.packets_sent,
+        units::bytes(g.bytes_received),
+        g.packets_received
+    ))
 }
