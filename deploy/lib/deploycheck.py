@@ -44,8 +44,11 @@ METRICS = {
 # check says so and the flag should be removed from this list.
 
 MIB = 1024 * 1024
-# What the process uses beyond its rings at the default table sizes (at most).
+# What the process uses beyond its rings with tables of at most MAX_TABLE entries (measured
+# at most 79 MiB under a random-source flood, docs/performance.md).
 BASE_MEMORY = 100 * MIB
+MAX_TABLE = 50000
+RING_FLAGS = ("--workers", "--block-size", "--block-count", "--max-talkers", "--max-flows")
 
 PROMQL_KEYWORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
@@ -227,16 +230,21 @@ def parse_size(text):
 def ring_args(tokens):
     opts = {}
     for i, tok in enumerate(tokens):
-        if tok in ("--workers", "--block-size", "--block-count") and i + 1 < len(tokens):
+        if tok in RING_FLAGS and i + 1 < len(tokens):
             opts[tok] = tokens[i + 1]
     return opts
 
 
 def expected_memory(opts, where, f):
-    missing = {"--workers", "--block-size", "--block-count"} - set(opts)
+    missing = set(RING_FLAGS) - set(opts)
     if missing:
         f.add(f"{where}: {' '.join(sorted(missing))} not set, so the memory limit cannot be derived")
         return None
+    for table in ("--max-talkers", "--max-flows"):
+        if int(opts[table]) > MAX_TABLE:
+            f.add(f"{where}: {table} {opts[table]} exceeds {MAX_TABLE}, for which "
+                  f"{BASE_MEMORY // MIB} MiB beyond the rings was measured")
+            return None
     rings = int(opts["--workers"]) * parse_size(opts["--block-size"]) * int(opts["--block-count"])
     return rings, rings + BASE_MEMORY
 
