@@ -87,8 +87,9 @@ impl HotTalkers {
         &self.evicted
     }
 
-    /// The delta held for `ip`.
-    pub fn get(&self, ip: Addr) -> Option<&TalkerDelta> {
+    /// The delta held for `ip` (a linear search, for tests).
+    #[cfg(test)]
+    pub(crate) fn get(&self, ip: Addr) -> Option<&TalkerDelta> {
         self.iter().find(|(a, _)| *a == ip).map(|(_, d)| d)
     }
 

@@ -78,20 +78,8 @@ impl<K: Copy + Eq + Hash, V: Evict> ClockTable<K, V> {
     /// value if the table is full). A hit marks the value referenced.
     #[inline]
     pub fn upsert(&mut self, key: K, create: impl FnOnce() -> V) -> &mut V {
-        self.upsert_spilling(key, create, |_, _| {})
-    }
-
-    /// Like [`Self::upsert`], and hands a value it evicts to `spill` before dropping it (it is
-    /// added to the evicted sums all the same).
-    #[inline]
-    pub fn upsert_spilling(
-        &mut self,
-        key: K,
-        create: impl FnOnce() -> V,
-        spill: impl FnOnce(&K, &V),
-    ) -> &mut V {
         let hash = self.hash(&key);
-        self.upsert_hashed(hash, key, create, spill)
+        self.upsert_hashed(hash, key, create, |_, _| {})
     }
 
     /// The hash the table files `key` under.
@@ -115,7 +103,8 @@ impl<K: Copy + Eq + Hash, V: Evict> ClockTable<K, V> {
         }
     }
 
-    /// [`Self::upsert_spilling`] for a key whose [`Self::hash`] the caller has.
+    /// [`Self::upsert`] for a key whose [`Self::hash`] the caller has; a value it evicts is
+    /// handed to `spill` before it goes (it is added to the evicted sums all the same).
     #[inline]
     pub fn upsert_hashed(
         &mut self,
