@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use traffic_counter_capture::PacketFilter;
 use traffic_counter_capture::snapshot::{FilterKind, Rejects};
 
-use crate::rules::FilterRules;
+use crate::rules::{FilterRules, canonical};
 
 /// The kernel's limit on a classic program (`BPF_MAXINSNS`).
 pub const MAX_INSTRUCTIONS: usize = 4096;
@@ -194,24 +194,20 @@ pub fn generate(rules: &FilterRules) -> Result<Vec<libc::sock_filter>, ClassicEr
     a.jump(JMP_JEQ_K, 0x86dd, Target::Next, Target::Skip(1));
     a.goto(v6);
     a.op(RET_K, REJECT); // non_ip
-    let (v4_nets, v6_nets) = split(&rules.exclude);
-    let allow = rules.allow.as_ref().map(|list| split(list));
+    let (v4_exclude, v6_exclude) = split(&rules.exclude);
+    let allow = rules.allow_list().map(split);
+    let v4_lists = Lists {
+        exclude: &v4_exclude,
+        allow: allow.as_ref().map(|(v4, _)| v4.as_slice()),
+    };
+    let v6_lists = Lists {
+        exclude: &v6_exclude,
+        allow: allow.as_ref().map(|(_, v6)| v6.as_slice()),
+    };
     a.bind(v4);
-    address_checks(
-        &mut a,
-        34,
-        [26, 30],
-        &v4_nets,
-        allow.as_ref().map(|(v4, _)| v4.as_slice()),
-    );
+    address_checks(&mut a, 34, [26, 30], v4_lists, None);
     a.bind(v6);
-    address_checks(
-        &mut a,
-        54,
-        [22, 38],
-        &v6_nets,
-        allow.as_ref().map(|(_, v6)| v6.as_slice()),
-    );
+    address_checks(&mut a, 54, [22, 38], v6_lists, Some(v4_lists));
     a.finish()
 }
 
@@ -247,32 +243,39 @@ fn vlan_check(a: &mut Asm, ids: &[u16], untagged: bool) {
     a.bind(ok);
 }
 
+/// One address family's prefix lists.
+#[derive(Clone, Copy)]
+struct Lists<'a> {
+    exclude: &'a [IpNet],
+    /// `None` when there is no allow list; empty when it holds only the other family.
+    allow: Option<&'a [IpNet]>,
+}
+
 /// Exclude and allow checks for one address family. `need` is the bytes from X that the
-/// addresses end at, `fields` the offsets of source and destination from X.
+/// addresses end at, `fields` the offsets of source and destination from X. `mapped` (for
+/// IPv6) holds the IPv4 lists, which judge an IPv4-mapped address instead of `own`.
 fn address_checks(
     a: &mut Asm,
     need: u32,
     fields: [u32; 2],
-    exclude: &[IpNet],
-    allow: Option<&[IpNet]>,
+    own: Lists<'_>,
+    mapped: Option<Lists<'_>>,
 ) {
-    if exclude.is_empty() && allow.is_none() {
+    let no_exclude = own.exclude.is_empty() && mapped.is_none_or(|m| m.exclude.is_empty());
+    if no_exclude && own.allow.is_none() {
         a.op(RET_K, PASS);
         return;
     }
     a.need(need);
     let rejected = a.label();
-    for net in exclude {
-        for field in fields {
-            match_prefix(a, field, net, rejected);
-        }
+    for field in fields {
+        match_list(a, field, own.exclude, mapped.map(|m| m.exclude), rejected);
     }
-    if let Some(allowed) = allow {
+    if let Some(allowed) = own.allow {
         let pass = a.label();
-        for net in allowed {
-            for field in fields {
-                match_prefix(a, field, net, pass);
-            }
+        for field in fields {
+            let mapped_allow = mapped.map(|m| m.allow.unwrap_or_default());
+            match_list(a, field, allowed, mapped_allow, pass);
         }
         a.op(RET_K, REJECT); // not_allowed
         a.bind(pass);
@@ -280,6 +283,41 @@ fn address_checks(
     a.op(RET_K, PASS);
     a.bind(rejected);
     a.op(RET_K, REJECT); // excluded
+}
+
+/// Jumps to `target` when the address at `X + field` lies in one of `nets`; falls through
+/// otherwise. With `mapped`, an IPv6 address in `::ffff:0:0/96` is matched against those IPv4
+/// prefixes instead, through its last word.
+fn match_list(a: &mut Asm, field: u32, nets: &[IpNet], mapped: Option<&[IpNet]>, target: Label) {
+    let Some(v4_nets) = mapped else {
+        for net in nets {
+            match_prefix(a, field, net, target);
+        }
+        return;
+    };
+    if nets.is_empty() && v4_nets.is_empty() {
+        return;
+    }
+    let native = a.label();
+    let is_mapped = a.label();
+    let done = a.label();
+    a.op(LD_W_IND, field);
+    a.jump(JMP_JEQ_K, 0, Target::Next, Target::To(native));
+    a.op(LD_W_IND, field + 4);
+    a.jump(JMP_JEQ_K, 0, Target::Next, Target::To(native));
+    a.op(LD_W_IND, field + 8);
+    a.jump(JMP_JEQ_K, 0xffff, Target::Next, Target::To(native));
+    a.goto(is_mapped);
+    a.bind(native);
+    for net in nets {
+        match_prefix(a, field, net, target);
+    }
+    a.goto(done);
+    a.bind(is_mapped);
+    for net in v4_nets {
+        match_prefix(a, field + 12, net, target);
+    }
+    a.bind(done);
 }
 
 /// Jumps to `target` when the address at `X + field` lies in `net`; falls through otherwise.
@@ -319,8 +357,11 @@ fn prefix_words(net: &IpNet) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// The IPv4 and IPv6 prefixes of a list, each made [`canonical`].
 fn split(nets: &[IpNet]) -> (Vec<IpNet>, Vec<IpNet>) {
-    nets.iter().partition(|n| matches!(n, IpNet::V4(_)))
+    nets.iter()
+        .map(|&net| canonical(net))
+        .partition(|n| matches!(n, IpNet::V4(_)))
 }
 
 /// A generated classic program, attached with `SO_ATTACH_FILTER`.

@@ -9,6 +9,8 @@
  *   2. After skipping up to two in-band tags, the frame must be IPv4 or IPv6.  -> non_ip
  *   3. Neither source nor destination may be in an excluded prefix.           -> excluded
  *   4. With an allow list, the source or the destination must be in it.       -> not_allowed
+ * An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is judged as the IPv4 address it carries: the
+ * IPv4 lists apply to it and the IPv6 lists do not, as userspace counts it as that IPv4 host.
  * A frame too short to read what a check needs passes, so userspace counts it as malformed
  * and nothing vanishes unseen. The classic-BPF fallback (classic.rs) gives the same verdicts.
  */
@@ -91,6 +93,34 @@ static __always_inline int either_in(void *trie, void *src, void *dst)
 	return bpf_map_lookup_elem(trie, src) || bpf_map_lookup_elem(trie, dst);
 }
 
+/* Whether an IPv6 address is IPv4-mapped (::ffff:a.b.c.d). */
+static __always_inline int is_v4_mapped(const struct lpm_v6 *addr)
+{
+	__u32 words[3];
+
+	__builtin_memcpy(words, addr->addr, sizeof(words));
+	return words[0] == 0 && words[1] == 0 && words[2] == bpf_htonl(0x0000ffff);
+}
+
+/* Whether an IPv6 address is in a list: an IPv4-mapped one in the list's IPv4 trie, any other
+ * in its IPv6 trie. */
+static __always_inline int v6_in(void *trie_v4, void *trie_v6, const struct lpm_v6 *addr)
+{
+	if (is_v4_mapped(addr)) {
+		struct lpm_v4 key = { .prefixlen = 32 };
+
+		__builtin_memcpy(key.addr, &addr->addr[12], 4);
+		return bpf_map_lookup_elem(trie_v4, &key) != NULL;
+	}
+	return bpf_map_lookup_elem(trie_v6, addr) != NULL;
+}
+
+static __always_inline int v6_either_in(void *trie_v4, void *trie_v6, const struct lpm_v6 *src,
+					const struct lpm_v6 *dst)
+{
+	return v6_in(trie_v4, trie_v6, src) || v6_in(trie_v4, trie_v6, dst);
+}
+
 SEC("socket")
 int TC_PROGRAM(struct __sk_buff *skb)
 {
@@ -160,9 +190,11 @@ int TC_PROGRAM(struct __sk_buff *skb)
 		if (bpf_skb_load_bytes(skb, l3 + 8, src.addr, 16) < 0 ||
 		    bpf_skb_load_bytes(skb, l3 + 24, dst.addr, 16) < 0)
 			return pass;
-		if ((flags & TC_CFG_EXCLUDE) && either_in(&TC_MAP_EXCLUDE_V6, &src, &dst))
+		if ((flags & TC_CFG_EXCLUDE) &&
+		    v6_either_in(&TC_MAP_EXCLUDE_V4, &TC_MAP_EXCLUDE_V6, &src, &dst))
 			return reject(TC_REASON_EXCLUDED);
-		if ((flags & TC_CFG_ALLOW) && !either_in(&TC_MAP_ALLOW_V6, &src, &dst))
+		if ((flags & TC_CFG_ALLOW) &&
+		    !v6_either_in(&TC_MAP_ALLOW_V4, &TC_MAP_ALLOW_V6, &src, &dst))
 			return reject(TC_REASON_NOT_ALLOWED);
 	}
 	return pass;

@@ -4,6 +4,7 @@
 //! The object is compiled from `filter.bpf.c` by `make ebpf` and committed, so building the
 //! workspace needs no clang; it is embedded aligned, as aya requires.
 
+use std::collections::BTreeSet;
 use std::os::fd::BorrowedFd;
 use std::sync::Mutex;
 
@@ -21,7 +22,7 @@ use crate::consts::{
     TC_MAX_PREFIXES, TC_PROGRAM, TC_REASON_EXCLUDED, TC_REASON_NON_IP, TC_REASON_NOT_ALLOWED,
     TC_REASON_VLAN,
 };
-use crate::rules::FilterRules;
+use crate::rules::{FilterRules, canonical};
 
 /// The compiled program, aligned for aya's ELF parser.
 static OBJECT: &[u8] = aya::include_bytes_aligned!("filter.bpf.o");
@@ -48,6 +49,14 @@ pub enum EbpfError {
     /// More prefixes than a trie holds.
     #[error("at most {TC_MAX_PREFIXES} prefixes per list and address family")]
     TooManyPrefixes,
+    /// A prefix to remove is not in the list.
+    #[error("{net} is not in the {list} list")]
+    NotListed {
+        /// The list's name.
+        list: &'static str,
+        /// The prefix, as the filter holds it.
+        net: IpNet,
+    },
 }
 
 /// Which prefix list to edit.
@@ -66,6 +75,10 @@ struct Maps {
     allow_v4: LpmTrie<MapData, [u8; 4], u8>,
     allow_v6: LpmTrie<MapData, [u8; 16], u8>,
     rejects: PerCpuArray<MapData, u64>,
+    /// The prefixes in each list, as the tries hold them: whether a list is empty decides its
+    /// config bit, and the tries cannot say so themselves.
+    exclude: BTreeSet<IpNet>,
+    allow: BTreeSet<IpNet>,
 }
 
 /// The loaded eBPF socket filter.
@@ -139,6 +152,8 @@ impl EbpfFilter {
                 .map_err(map_error(TC_MAP_ALLOW_V6))?,
             rejects: PerCpuArray::try_from(take(TC_MAP_REJECTS)?)
                 .map_err(map_error(TC_MAP_REJECTS))?,
+            exclude: BTreeSet::new(),
+            allow: BTreeSet::new(),
         };
 
         let mut flags = 0;
@@ -153,20 +168,14 @@ impl EbpfFilter {
                     .map_err(map_error(TC_MAP_VLANS))?;
             }
         }
-        for net in &rules.exclude {
-            maps.insert(PrefixList::Exclude, *net)?;
+        for &net in &rules.exclude {
+            maps.insert(PrefixList::Exclude, canonical(net))?;
         }
-        if !rules.exclude.is_empty() {
-            flags |= TC_CFG_EXCLUDE;
-        }
-        if let Some(allow) = &rules.allow {
-            for net in allow {
-                maps.insert(PrefixList::Allow, *net)?;
-            }
-            flags |= TC_CFG_ALLOW;
+        for &net in rules.allow_list().unwrap_or_default() {
+            maps.insert(PrefixList::Allow, canonical(net))?;
         }
         maps.config
-            .set(0, flags, 0)
+            .set(0, flags | maps.list_bits(), 0)
             .map_err(map_error(TC_MAP_CONFIG))?;
         Ok(Self {
             ebpf,
@@ -175,33 +184,87 @@ impl EbpfFilter {
     }
 
     /// Adds a prefix to a list while capture runs; the next frame sees it.
+    ///
+    /// The prefix is normalised as [`canonical`] does. Adding the first allowed prefix closes
+    /// the filter to everything else.
     pub fn add(&self, list: PrefixList, net: IpNet) -> Result<(), EbpfError> {
         let mut maps = self
             .maps
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        maps.insert(list, net.trunc())?;
-        let bit = match list {
-            PrefixList::Exclude => TC_CFG_EXCLUDE,
-            PrefixList::Allow => TC_CFG_ALLOW,
-        };
-        let flags = maps.config.get(&0, 0).map_err(map_error(TC_MAP_CONFIG))?;
-        maps.config
-            .set(0, flags | bit, 0)
-            .map_err(map_error(TC_MAP_CONFIG))
+        // Into the trie first, then the config bit, so no frame sees the bit over a trie
+        // without the prefix.
+        maps.insert(list, canonical(net))?;
+        maps.update_bits()
     }
 
     /// Removes a prefix from a list while capture runs.
+    ///
+    /// Removing the last allowed prefix lifts the allow restriction: every frame the other
+    /// checks pass is let through again, rather than none.
     pub fn remove(&self, list: PrefixList, net: IpNet) -> Result<(), EbpfError> {
         let mut maps = self
             .maps
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        maps.remove(list, net.trunc())
+        let net = canonical(net);
+        if !maps.listed(list).contains(&net) {
+            return Err(EbpfError::NotListed {
+                list: list_name(list),
+                net,
+            });
+        }
+        // The config bit goes first when the list empties, so no frame sees the bit over an
+        // empty trie (which would reject everything as not allowed).
+        maps.listed_mut(list).remove(&net);
+        maps.update_bits()?;
+        let removed = maps.remove(list, net);
+        if removed.is_err() {
+            // Still in the trie: keep it listed, and its bit set.
+            maps.listed_mut(list).insert(net);
+            maps.update_bits()?;
+        }
+        removed
     }
 }
 
 impl Maps {
+    fn listed(&self, list: PrefixList) -> &BTreeSet<IpNet> {
+        match list {
+            PrefixList::Exclude => &self.exclude,
+            PrefixList::Allow => &self.allow,
+        }
+    }
+
+    fn listed_mut(&mut self, list: PrefixList) -> &mut BTreeSet<IpNet> {
+        match list {
+            PrefixList::Exclude => &mut self.exclude,
+            PrefixList::Allow => &mut self.allow,
+        }
+    }
+
+    /// The config bits of the prefix lists: set exactly for the lists that hold a prefix.
+    fn list_bits(&self) -> u32 {
+        let mut bits = 0;
+        if !self.exclude.is_empty() {
+            bits |= TC_CFG_EXCLUDE;
+        }
+        if !self.allow.is_empty() {
+            bits |= TC_CFG_ALLOW;
+        }
+        bits
+    }
+
+    /// Rewrites the config word's list bits from the lists, keeping the VLAN bits.
+    fn update_bits(&mut self) -> Result<(), EbpfError> {
+        let flags = self.config.get(&0, 0).map_err(map_error(TC_MAP_CONFIG))?;
+        let flags = (flags & !(TC_CFG_EXCLUDE | TC_CFG_ALLOW)) | self.list_bits();
+        self.config
+            .set(0, flags, 0)
+            .map_err(map_error(TC_MAP_CONFIG))
+    }
+
+    /// Puts a canonical prefix into its trie and its list.
     fn insert(&mut self, list: PrefixList, net: IpNet) -> Result<(), EbpfError> {
         let result = match (list, net) {
             (PrefixList::Exclude, IpNet::V4(n)) => self.exclude_v4.insert(
@@ -232,9 +295,12 @@ impl Maps {
                 EbpfError::TooManyPrefixes
             }
             other => map_error(list_name(list))(other),
-        })
+        })?;
+        self.listed_mut(list).insert(net);
+        Ok(())
     }
 
+    /// Takes a canonical prefix out of its trie.
     fn remove(&mut self, list: PrefixList, net: IpNet) -> Result<(), EbpfError> {
         match (list, net) {
             (PrefixList::Exclude, IpNet::V4(n)) => self
