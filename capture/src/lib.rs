@@ -35,4 +35,6 @@ pub use engine::{Capture, Finished, MAX_WORKERS};
 pub use error::CaptureError;
 pub use feed::{Feed, Latest};
 pub use filter::PacketFilter;
+#[doc(hidden)]
+pub use ring::walk_block;
 pub use snapshot::Snapshot;

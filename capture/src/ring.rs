@@ -281,24 +281,20 @@ impl Ring {
                 desc.add(FIRST_PKT_OFFSET).cast::<u32>().read() as usize,
             )
         };
-        // Frames start after the descriptor; a bogus offset yields an empty block.
-        let first = if (DESC_LEN..bs).contains(&first) {
-            first
-        } else {
-            bs
-        };
+        let (first, remaining) = frames_span(num_pkts, first, bs);
         // SAFETY: `first..bs` lies inside this block and past its descriptor, so the slice
         // never overlaps the status word that `release_current` stores to; nothing writes the
         // block while userspace owns it.
         let bytes = unsafe {
             std::slice::from_raw_parts(self.base.as_ptr().add(start + first), bs - first)
         };
-        let remaining = if first == bs { 0 } else { num_pkts };
         Some(Block {
             ring: self,
-            bytes,
-            remaining,
-            offset: 0,
+            frames: Frames {
+                bytes,
+                remaining,
+                offset: 0,
+            },
         })
     }
 
@@ -339,18 +335,40 @@ const FIRST_PKT_OFFSET: usize = 16;
 const DESC_LEN: usize = size_of::<libc::tpacket_block_desc>();
 const HDR_LEN: usize = size_of::<libc::tpacket3_hdr>();
 
+/// Where a block's frames start and how many there are, from its descriptor's
+/// `offset_to_first_pkt` and `num_pkts`: frames start after the descriptor, and a bogus offset
+/// yields an empty block.
+fn frames_span(num_pkts: u32, first: usize, block_size: usize) -> (usize, u32) {
+    if (DESC_LEN..block_size).contains(&first) {
+        (first, num_pkts)
+    } else {
+        (block_size, 0)
+    }
+}
+
 /// A block handed over by the kernel; dropping it hands it back.
 pub struct Block<'r> {
     ring: &'r mut Ring,
-    /// The block from its first packet header to its end.
-    bytes: &'r [u8],
-    remaining: u32,
-    offset: usize,
+    frames: Frames<'r>,
 }
 
 impl Block<'_> {
     /// The next frame, or `None` when the block is done or its headers point outside it.
     pub fn next_frame(&mut self) -> Option<Frame<'_>> {
+        self.frames.next_frame()
+    }
+}
+
+/// The walk over one block's frames, which trusts no offset or length in their headers.
+struct Frames<'a> {
+    /// The block from its first packet header to its end.
+    bytes: &'a [u8],
+    remaining: u32,
+    offset: usize,
+}
+
+impl<'a> Frames<'a> {
+    fn next_frame(&mut self) -> Option<Frame<'a>> {
         if self.remaining == 0 {
             return None;
         }
@@ -383,6 +401,30 @@ impl Block<'_> {
             offloaded,
         })
     }
+}
+
+/// Walks `block`, a whole block as the kernel lays it out (descriptor first), exactly as a
+/// worker walks a ring block, and hands `each` every frame; returns how many frames the
+/// descriptor claimed past a valid first offset.
+///
+/// Only for the fuzzer (`fuzz/fuzz_targets/ring_block.rs`), which has no ring to map: not part
+/// of the library's interface.
+#[doc(hidden)]
+pub fn walk_block(block: &[u8], mut each: impl FnMut(Frame<'_>)) -> u32 {
+    let (first, remaining) = frames_span(
+        read_u32(block, NUM_PKTS_OFFSET),
+        read_u32(block, FIRST_PKT_OFFSET) as usize,
+        block.len(),
+    );
+    let mut frames = Frames {
+        bytes: block.get(first..).unwrap_or_default(),
+        remaining,
+        offset: 0,
+    };
+    while let Some(frame) = frames.next_frame() {
+        each(frame);
+    }
+    remaining
 }
 
 impl Drop for Block<'_> {
@@ -484,5 +526,51 @@ mod tests {
             std::mem::offset_of!(libc::tpacket_block_desc, hdr),
             BLOCK_STATUS_OFFSET
         );
+    }
+
+    /// A block of `size` bytes whose descriptor claims `claimed` frames from `first` on, with
+    /// frames (offset from the first header, next-offset, data) written in.
+    fn block(size: usize, first: u32, claimed: u32, frames: &[(usize, u32, &[u8])]) -> Vec<u8> {
+        let mut b = vec![0u8; size];
+        b[NUM_PKTS_OFFSET..NUM_PKTS_OFFSET + 4].copy_from_slice(&claimed.to_ne_bytes());
+        b[FIRST_PKT_OFFSET..FIRST_PKT_OFFSET + 4].copy_from_slice(&first.to_ne_bytes());
+        for &(at, next, data) in frames {
+            let h = first as usize + at;
+            b[h..h + 4].copy_from_slice(&next.to_ne_bytes());
+            b[h + 12..h + 16].copy_from_slice(&(data.len() as u32).to_ne_bytes());
+            b[h + 16..h + 20].copy_from_slice(&(data.len() as u32 + 4).to_ne_bytes());
+            b[h + 24..h + 26].copy_from_slice(&(HDR_LEN as u16).to_ne_bytes());
+            b[h + HDR_LEN..h + HDR_LEN + data.len()].copy_from_slice(data);
+        }
+        b
+    }
+
+    fn walked(block: &[u8]) -> (u32, Vec<(Vec<u8>, u32)>) {
+        let mut seen = Vec::new();
+        let claimed = walk_block(block, |f| seen.push((f.data.to_vec(), f.wire_len)));
+        (claimed, seen)
+    }
+
+    #[test]
+    fn a_block_walk_follows_the_headers_and_stops_at_bad_ones() {
+        let good = block(512, 48, 2, &[(0, 64, b"abc"), (64, 0, b"defgh")]);
+        assert_eq!(
+            walked(&good),
+            (2, vec![(b"abc".to_vec(), 7), (b"defgh".to_vec(), 9)])
+        );
+        // A first offset inside the descriptor or past the block: an empty block.
+        assert_eq!(walked(&block(512, 8, 2, &[])), (0, vec![]));
+        let mut past = good.clone();
+        past[FIRST_PKT_OFFSET..FIRST_PKT_OFFSET + 4].copy_from_slice(&512u32.to_ne_bytes());
+        assert_eq!(walked(&past), (0, vec![]));
+        // A snap length running past the block ends the walk at that frame.
+        let mut long = good.clone();
+        long[48 + 64 + 12..48 + 64 + 16].copy_from_slice(&400u32.to_ne_bytes());
+        assert_eq!(walked(&long), (2, vec![(b"abc".to_vec(), 7)]));
+        // More frames claimed than there are: the walk ends where the block does.
+        let mut over = good;
+        over[NUM_PKTS_OFFSET..NUM_PKTS_OFFSET + 4].copy_from_slice(&9u32.to_ne_bytes());
+        assert_eq!(walked(&over).1.len(), 2);
+        assert_eq!(walked(&[0u8; 10]), (0, vec![]));
     }
 }
