@@ -14,7 +14,8 @@ use traffic_counter_capture::Snapshot;
 use traffic_counter_capture::snapshot::FilterKind;
 
 use self::query::Query;
-use self::rows::{FLOW_COLUMNS, FlowColumn, TALKER_COLUMNS, TalkerColumn};
+use crate::columns::{self, FlowColumn, TalkerColumn};
+use crate::units::Units;
 
 /// Which table is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,15 +26,6 @@ pub enum View {
     Flows,
     /// Capture health.
     Health,
-}
-
-/// How rates and sizes are shown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Units {
-    /// Bits per second (iftop's default).
-    Bits,
-    /// Bytes per second.
-    Bytes,
 }
 
 /// Everything a key or the capture can ask of the app.
@@ -169,7 +161,6 @@ pub struct App {
 impl App {
     /// A fresh app for a terminal of `size`.
     pub fn new(size: (u16, u16)) -> Self {
-        let bytes = |columns: &[_], want| columns.iter().position(|c| *c == want).unwrap_or(0);
         Self {
             shown: None,
             latest: None,
@@ -179,16 +170,13 @@ impl App {
             help: false,
             units: Units::Bits,
             talkers: TableState {
-                sort: bytes(&TALKER_COLUMNS, TalkerColumn::Bytes),
+                sort: columns::index_of(&columns::TALKERS, &TalkerColumn::Bytes),
                 descending: true,
                 selected: 0,
                 offset: 0,
             },
             flows: TableState {
-                sort: FLOW_COLUMNS
-                    .iter()
-                    .position(|c| *c == FlowColumn::Bytes)
-                    .unwrap_or(0),
+                sort: columns::index_of(&columns::FLOWS, &FlowColumn::Bytes),
                 descending: true,
                 selected: 0,
                 offset: 0,
@@ -213,12 +201,12 @@ impl App {
 
     /// The sort column of the talkers table.
     pub fn talker_sort(&self) -> TalkerColumn {
-        TALKER_COLUMNS[self.talkers.sort % TALKER_COLUMNS.len()]
+        columns::TALKERS[self.talkers.sort % columns::TALKERS.len()].column
     }
 
     /// The sort column of the flows table.
     pub fn flow_sort(&self) -> FlowColumn {
-        FLOW_COLUMNS[self.flows.sort % FLOW_COLUMNS.len()]
+        columns::FLOWS[self.flows.sort % columns::FLOWS.len()].column
     }
 
     /// Rows passing the filter in the current table.
@@ -230,10 +218,26 @@ impl App {
         }
     }
 
+    /// The address under the selection: the talker's, or the flow's initiator.
+    pub fn selected_address(&self) -> Option<IpAddr> {
+        let s = self.shown.as_ref()?;
+        match self.view {
+            View::Talkers => {
+                let at = self.talkers.selected.checked_sub(self.talkers.offset)?;
+                Some(s.talkers.get(*self.talker_rows.get(at)?)?.ip)
+            }
+            View::Flows => {
+                let at = self.flows.selected.checked_sub(self.flows.offset)?;
+                Some(s.flows.get(*self.flow_rows.get(at)?)?.a_ip)
+            }
+            View::Health => None,
+        }
+    }
+
     fn table(&mut self) -> Option<(&mut TableState, usize)> {
         match self.view {
-            View::Talkers => Some((&mut self.talkers, TALKER_COLUMNS.len())),
-            View::Flows => Some((&mut self.flows, FLOW_COLUMNS.len())),
+            View::Talkers => Some((&mut self.talkers, columns::TALKERS.len())),
+            View::Flows => Some((&mut self.flows, columns::FLOWS.len())),
             View::Health => None,
         }
     }
@@ -430,7 +434,7 @@ impl App {
             self.status = Some((format!("cannot exclude: {why}"), true));
             return Effect::None;
         }
-        if let Some(ip) = crate::view::selected_address(self) {
+        if let Some(ip) = self.selected_address() {
             Effect::Exclude(ip)
         } else {
             self.status = Some((

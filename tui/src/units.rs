@@ -5,7 +5,14 @@
 
 use humansize::{BINARY, BaseUnit, DECIMAL, FormatSizeOptions, format_size};
 
-use crate::app::Units;
+/// How rates and sizes are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Units {
+    /// Bits per second (iftop's default).
+    Bits,
+    /// Bytes per second.
+    Bytes,
+}
 
 /// A byte count: `1.21 MiB`.
 pub fn bytes(n: u64) -> String {

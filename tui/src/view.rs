@@ -3,12 +3,12 @@
 //! Layout: three header lines (who, totals, tabs and warnings), the table or health view, and a
 //! status line; the help overlay draws on top. Colour always repeats what the text says.
 
+mod cells;
 mod header;
 mod health;
 mod help;
 mod tables;
 
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use ratatui::buffer::Buffer;
@@ -19,8 +19,6 @@ use ratatui::widgets::{Paragraph, Widget};
 use traffic_counter_capture::snapshot::Timestamp;
 
 use crate::app::{App, View};
-
-pub use tables::selected_address;
 
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
@@ -86,15 +84,6 @@ pub fn ago(then: Timestamp, now: SystemTime) -> String {
         now.duration_since(then.to_system_time())
             .unwrap_or_default(),
     )
-}
-
-/// An address with its port, IPv6 bracketed: `198.18.0.1:53`, `[2001:db8::1]:53`.
-pub fn endpoint(ip: IpAddr, port: Option<u16>) -> String {
-    match (ip, port) {
-        (IpAddr::V6(v6), Some(p)) => format!("[{v6}]:{p}"),
-        (ip, Some(p)) => format!("{ip}:{p}"),
-        (ip, None) => ip.to_string(),
-    }
 }
 
 #[cfg(test)]

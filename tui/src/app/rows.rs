@@ -1,4 +1,4 @@
-//! Which rows a table shows and in what order: columns, sort keys, and the visible window.
+//! Which rows a table shows and in what order: sort keys and the visible window.
 //!
 //! Choosing the window never sorts all rows: one pass over the rows that pass the filter keeps
 //! a bounded heap of the best keys (or, for deep windows, partitions a key array with
@@ -10,77 +10,7 @@ use std::net::IpAddr;
 use traffic_counter_capture::snapshot::{Flow, Talker};
 
 use super::query::Query;
-
-/// A column of the talkers table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TalkerColumn {
-    /// The address.
-    Address,
-    /// Send rate over window 0, 1 or 2 (2 s, 10 s, 40 s).
-    Sent(usize),
-    /// Receive rate over a window.
-    Received(usize),
-    /// Packets sent plus received.
-    Packets,
-    /// Bytes sent plus received.
-    Bytes,
-    /// Bytes sent plus received, as a share of all bytes.
-    Share,
-    /// Time since last seen.
-    LastSeen,
-}
-
-/// Talker columns in display (and `<` `>` sort) order.
-pub const TALKER_COLUMNS: [TalkerColumn; 11] = [
-    TalkerColumn::Address,
-    TalkerColumn::Sent(0),
-    TalkerColumn::Received(0),
-    TalkerColumn::Sent(1),
-    TalkerColumn::Received(1),
-    TalkerColumn::Sent(2),
-    TalkerColumn::Received(2),
-    TalkerColumn::Packets,
-    TalkerColumn::Bytes,
-    TalkerColumn::Share,
-    TalkerColumn::LastSeen,
-];
-
-/// A column of the flows table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FlowColumn {
-    /// Protocol.
-    Proto,
-    /// The initiating endpoint.
-    A,
-    /// The responding endpoint.
-    B,
-    /// Rate from a to b over a window.
-    AToB(usize),
-    /// Rate from b to a over a window.
-    BToA(usize),
-    /// Packets both ways.
-    Packets,
-    /// Bytes both ways.
-    Bytes,
-    /// Time since last seen.
-    LastSeen,
-}
-
-/// Flow columns in display (and sort) order.
-pub const FLOW_COLUMNS: [FlowColumn; 12] = [
-    FlowColumn::Proto,
-    FlowColumn::A,
-    FlowColumn::B,
-    FlowColumn::AToB(0),
-    FlowColumn::BToA(0),
-    FlowColumn::AToB(1),
-    FlowColumn::BToA(1),
-    FlowColumn::AToB(2),
-    FlowColumn::BToA(2),
-    FlowColumn::Packets,
-    FlowColumn::Bytes,
-    FlowColumn::LastSeen,
-];
+use crate::columns::{FlowColumn, TalkerColumn};
 
 fn rate(r: &traffic_counter_capture::snapshot::WindowRates, w: usize) -> f64 {
     r.get(w)

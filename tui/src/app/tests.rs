@@ -36,7 +36,7 @@ fn selection_moves_pages_and_stays_inside_the_rows() {
 fn sort_cycles_through_every_column_and_reverses() {
     let mut a = app();
     let start = a.talker_sort();
-    for _ in 0..rows::TALKER_COLUMNS.len() {
+    for _ in 0..columns::TALKERS.len() {
         a.update(Action::Sort(1));
     }
     assert_eq!(a.talker_sort(), start);

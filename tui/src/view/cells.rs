@@ -1,0 +1,99 @@
+//! The text of every table cell. Addresses, endpoints, protocols, rates and sizes are written
+//! here and nowhere else, so changing how one reads (a host name beside an address, a service
+//! name for a port) is one change that every table, width and stacked layout follows.
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use traffic_counter_capture::Snapshot;
+use traffic_counter_capture::parse::proto;
+use traffic_counter_capture::snapshot::{Flow, Talker};
+
+use crate::app::App;
+use crate::columns::{FlowColumn, TalkerColumn};
+use crate::units::{self, Units};
+
+/// What cell text depends on besides the row: units, the snapshot's time, the total a share
+/// is of.
+pub(super) struct Cells {
+    units: Units,
+    now: SystemTime,
+    /// Bytes every talker's share is of: each packet counts once sent and once received.
+    all_bytes: f64,
+}
+
+impl Cells {
+    /// The cell context for drawing `s` in `app`.
+    pub(super) fn new(app: &App, s: &Snapshot) -> Self {
+        Self {
+            units: app.units,
+            now: s.taken_at,
+            all_bytes: (2 * s.totals.bytes).max(1) as f64,
+        }
+    }
+
+    /// An address as a table shows it: the one place a name would join it.
+    #[allow(clippy::unused_self, reason = "names will depend on the cell context")]
+    pub(super) fn address(&self, ip: IpAddr) -> String {
+        ip.to_string()
+    }
+
+    /// An address with its port, IPv6 bracketed: `198.18.0.1:53`, `[2001:db8::1]:53`.
+    pub(super) fn endpoint(&self, ip: IpAddr, port: Option<u16>) -> String {
+        let address = self.address(ip);
+        match (ip, port) {
+            (IpAddr::V6(_), Some(p)) => format!("[{address}]:{p}"),
+            (_, Some(p)) => format!("{address}:{p}"),
+            (_, None) => address,
+        }
+    }
+
+    /// A protocol's name, or its number.
+    #[allow(
+        clippy::unused_self,
+        reason = "service names will depend on the cell context"
+    )]
+    pub(super) fn proto(&self, p: u8) -> String {
+        proto::name(p).map_or_else(|| p.to_string(), str::to_owned)
+    }
+
+    /// A rate cell in the chosen units.
+    pub(super) fn rate(&self, bytes_per_sec: f64) -> String {
+        units::rate_cell(bytes_per_sec, self.units)
+    }
+
+    /// Time since a packet.
+    pub(super) fn ago(&self, then: traffic_counter_capture::snapshot::Timestamp) -> String {
+        super::ago(then, self.now)
+    }
+
+    /// One talker cell.
+    pub(super) fn talker(&self, column: TalkerColumn, t: &Talker) -> String {
+        match column {
+            TalkerColumn::Address => self.address(t.ip),
+            TalkerColumn::Sent(w) => self.rate(t.sent_bytes_per_sec.get(w)),
+            TalkerColumn::Received(w) => self.rate(t.received_bytes_per_sec.get(w)),
+            TalkerColumn::Packets => units::count((t.packets_sent + t.packets_received) as f64),
+            TalkerColumn::Bytes => units::bytes_cell(t.bytes_sent + t.bytes_received),
+            TalkerColumn::Share => format!(
+                "{:.1}%",
+                (t.bytes_sent + t.bytes_received) as f64 * 100.0 / self.all_bytes
+            ),
+            TalkerColumn::LastSeen => self.ago(t.last_seen),
+        }
+    }
+
+    /// One flow cell.
+    pub(super) fn flow(&self, column: FlowColumn, f: &Flow) -> String {
+        match column {
+            FlowColumn::Proto => self.proto(f.proto),
+            FlowColumn::A => self.endpoint(f.a_ip, f.a_port),
+            FlowColumn::B => self.endpoint(f.b_ip, f.b_port),
+            FlowColumn::AToB(w) => self.rate(f.a_to_b_bytes_per_sec.get(w)),
+            FlowColumn::BToA(w) => self.rate(f.b_to_a_bytes_per_sec.get(w)),
+            FlowColumn::Packets => units::count((f.packets_a_to_b + f.packets_b_to_a) as f64),
+            FlowColumn::Bytes => units::bytes_cell(f.bytes_a_to_b + f.bytes_b_to_a),
+            FlowColumn::LastSeen => self.ago(f.last_seen),
+        }
+    }
+}
