@@ -73,7 +73,9 @@ impl Cells {
             TalkerColumn::Address => self.address(t.ip),
             TalkerColumn::Sent(w) => self.rate(t.sent_bytes_per_sec.get(w)),
             TalkerColumn::Received(w) => self.rate(t.received_bytes_per_sec.get(w)),
-            TalkerColumn::Packets => units::count((t.packets_sent + t.packets_received) as f64),
+            TalkerColumn::Packets => {
+                units::count_cell((t.packets_sent + t.packets_received) as f64)
+            }
             TalkerColumn::Bytes => units::bytes_cell(t.bytes_sent + t.bytes_received),
             TalkerColumn::Share => format!(
                 "{:.1}%",
@@ -91,7 +93,7 @@ impl Cells {
             FlowColumn::B => self.endpoint(f.b_ip, f.b_port),
             FlowColumn::AToB(w) => self.rate(f.a_to_b_bytes_per_sec.get(w)),
             FlowColumn::BToA(w) => self.rate(f.b_to_a_bytes_per_sec.get(w)),
-            FlowColumn::Packets => units::count((f.packets_a_to_b + f.packets_b_to_a) as f64),
+            FlowColumn::Packets => units::count_cell((f.packets_a_to_b + f.packets_b_to_a) as f64),
             FlowColumn::Bytes => units::bytes_cell(f.bytes_a_to_b + f.bytes_b_to_a),
             FlowColumn::LastSeen => self.ago(f.last_seen),
         }

@@ -27,7 +27,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         Row::new(vec![
             format!("{}", w.id),
             format!("{}", w.cpu),
-            units::count(w.packets_per_sec),
+            units::count_cell(w.packets_per_sec),
             w.packets.to_string(),
             units::bytes(w.bytes),
             w.ring_drops.to_string(),
