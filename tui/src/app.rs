@@ -4,6 +4,7 @@
 //! returns an [`Effect`] for the event loop to carry out (writing a file, editing the filter),
 //! whose outcome comes back as another action. Views only read an `&App`.
 
+pub mod history;
 pub mod query;
 pub mod rows;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use traffic_counter_capture::Snapshot;
 use traffic_counter_capture::snapshot::FilterKind;
 
+use self::history::{History, Record};
 use self::query::Query;
 use crate::columns::{self, FlowColumn, TalkerColumn};
 use crate::units::Units;
@@ -123,6 +125,8 @@ pub struct App {
     pub shown: Option<Arc<Snapshot>>,
     /// The newest snapshot.
     pub latest: Option<Arc<Snapshot>>,
+    /// Totals and per-worker counters over the last minutes, for the charts.
+    pub history: History,
     /// What grew between the last two snapshots.
     pub trouble: Trouble,
     /// The table shown.
@@ -164,6 +168,7 @@ impl App {
         Self {
             shown: None,
             latest: None,
+            history: History::default(),
             trouble: Trouble::default(),
             view: View::Talkers,
             paused: false,
@@ -193,10 +198,22 @@ impl App {
         }
     }
 
+    /// Lines of the totals chart above the talkers and flows tables: a third of the body,
+    /// at most 10, and none on a terminal too short to spare them.
+    pub fn chart_rows(&self) -> u16 {
+        // Header (3 lines) and status line (1) around the body.
+        let body = self.size.1.saturating_sub(4);
+        match self.view {
+            View::Talkers | View::Flows if body >= 16 => (body / 3).min(10),
+            _ => 0,
+        }
+    }
+
     /// Rows of table body the current terminal size leaves room for.
     pub fn page_rows(&self) -> usize {
-        // Header (3 lines), the table's top border and column header (2), status line (1).
-        usize::from(self.size.1.saturating_sub(6)).max(1)
+        // Header (3 lines), the chart, the table's top border and column header (2), status
+        // line (1).
+        usize::from(self.size.1.saturating_sub(6 + self.chart_rows())).max(1)
     }
 
     /// The sort column of the talkers table.
@@ -362,6 +379,7 @@ impl App {
                 rejects: rejects(&snapshot).saturating_sub(rejects(prev)),
             };
         }
+        self.history.push(Record::of(&snapshot));
         self.can_exclude = snapshot.filter.kind == FilterKind::Ebpf;
         if !self.paused || self.shown.is_none() {
             self.shown = Some(snapshot.clone());

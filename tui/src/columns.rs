@@ -41,6 +41,8 @@ pub enum FlowColumn {
     Packets,
     /// Bytes both ways.
     Bytes,
+    /// Bytes both ways, as a share of all bytes.
+    Share,
     /// Time since last seen.
     LastSeen,
 }
@@ -119,6 +121,8 @@ const fn left<C: Copy>(mut s: Spec<C>) -> Spec<C> {
 const ADDRESS: Width = Width::Content { min: 7, max: 39 };
 const ENDPOINT: Width = Width::Content { min: 1, max: 47 };
 const RATE: Width = Width::Fixed(NUM);
+/// A share: a bar of eighth blocks and the percentage, `████▌  75.3%`.
+const SHARE: Width = Width::Fixed(13);
 
 /// The talkers table, in display (and `<` `>` sort) order.
 pub const TALKERS: [Spec<TalkerColumn>; 11] = [
@@ -131,24 +135,25 @@ pub const TALKERS: [Spec<TalkerColumn>; 11] = [
     spec(TalkerColumn::Received(2), "Recv 40s", RATE, 10),
     spec(TalkerColumn::Packets, "Packets", RATE, 6),
     spec(TalkerColumn::Bytes, "Bytes", RATE, 3),
-    spec(TalkerColumn::Share, "Share", Width::Fixed(6), 4),
+    spec(TalkerColumn::Share, "Share", SHARE, 4),
     spec(TalkerColumn::LastSeen, "Seen", Width::Fixed(7), 5),
 ];
 
 /// The flows table on one line per flow, in display (and sort) order.
-pub const FLOWS: [Spec<FlowColumn>; 12] = [
+pub const FLOWS: [Spec<FlowColumn>; 13] = [
     left(spec(FlowColumn::Proto, "Proto", Width::Fixed(7), 0)),
     spec(FlowColumn::A, "A", ENDPOINT, 1),
     spec(FlowColumn::B, "B", ENDPOINT, 2),
     spec(FlowColumn::AToB(0), "A>B 2s", RATE, 3),
     spec(FlowColumn::BToA(0), "B>A 2s", RATE, 4),
-    spec(FlowColumn::AToB(1), "A>B 10s", RATE, 8),
-    spec(FlowColumn::BToA(1), "B>A 10s", RATE, 9),
-    spec(FlowColumn::AToB(2), "A>B 40s", RATE, 10),
-    spec(FlowColumn::BToA(2), "B>A 40s", RATE, 11),
-    spec(FlowColumn::Packets, "Packets", RATE, 7),
+    spec(FlowColumn::AToB(1), "A>B 10s", RATE, 9),
+    spec(FlowColumn::BToA(1), "B>A 10s", RATE, 10),
+    spec(FlowColumn::AToB(2), "A>B 40s", RATE, 11),
+    spec(FlowColumn::BToA(2), "B>A 40s", RATE, 12),
+    spec(FlowColumn::Packets, "Packets", RATE, 8),
     spec(FlowColumn::Bytes, "Bytes", RATE, 5),
-    spec(FlowColumn::LastSeen, "Seen", Width::Fixed(7), 6),
+    spec(FlowColumn::Share, "Share", SHARE, 6),
+    spec(FlowColumn::LastSeen, "Seen", Width::Fixed(7), 7),
 ];
 
 /// A column of the stacked flows table (two lines a flow, A over B), which merges each pair of
@@ -173,7 +178,7 @@ impl StackedColumn {
         match (self, sort) {
             (Self::Proto, FlowColumn::Proto)
             | (Self::Ends, FlowColumn::A | FlowColumn::B)
-            | (Self::Bytes, FlowColumn::Bytes | FlowColumn::Packets)
+            | (Self::Bytes, FlowColumn::Bytes | FlowColumn::Packets | FlowColumn::Share)
             | (Self::LastSeen, FlowColumn::LastSeen) => true,
             (Self::Rates(w), FlowColumn::AToB(s) | FlowColumn::BToA(s)) => w == s,
             _ => false,
@@ -227,7 +232,10 @@ mod tests {
     #[test]
     fn narrow_terminals_keep_the_important_columns() {
         let widths: Vec<u16> = TALKERS.iter().map(|s| s.width.resolve(39)).collect();
-        assert_eq!(fit(&TALKERS, &widths, 78), vec![0, 1, 2, 8, 9]);
+        // Address 39, rates 9, share 13, seen 7, one space between columns.
+        assert_eq!(fit(&TALKERS, &widths, 83), vec![0, 1, 2, 8, 9]);
+        // Too narrow for the share: the next priorities that fit still go in.
+        assert_eq!(fit(&TALKERS, &widths, 82), vec![0, 1, 2, 8, 10]);
         assert_eq!(fit(&TALKERS, &widths, 200).len(), 11);
         assert_eq!(fit(&TALKERS, &widths, 10), vec![0]);
     }

@@ -205,3 +205,42 @@ pub fn many_rows(talkers: u32, flows: u32) -> Snapshot {
         .collect();
     snapshot(talker_rows, flow_rows)
 }
+
+/// `seconds + 1` snapshots of [`small`], one a second, ending at its time: totals and worker
+/// counters grow at a rate that climbs, dips and climbs again, and worker 1 drops frames for
+/// a while, so every chart has a shape to draw.
+pub fn timeline(seconds: u32) -> Vec<Snapshot> {
+    let end = small();
+    let mut bytes = end
+        .totals
+        .bytes
+        .saturating_sub(u64::from(seconds) * 3_000_000);
+    let mut packets = end
+        .totals
+        .packets
+        .saturating_sub(u64::from(seconds) * 3_000);
+    let mut drops = 0;
+    (0..=seconds)
+        .map(|i| {
+            let back = u64::from(seconds - i);
+            // A rate between 0.5 and 2.5 MB/s: up for a third, down for a third, up again.
+            let step = u64::from(i % 60);
+            let rate = 500_000 + 2_000_000 * if step < 30 { step } else { 60 - step } / 30;
+            bytes += rate;
+            packets += rate / 1000;
+            if (20..30).contains(&(i % 60)) {
+                drops += 40;
+            }
+            let mut s = end.clone();
+            s.duration -= Duration::from_secs(back);
+            s.taken_at -= Duration::from_secs(back);
+            s.totals.bytes = bytes;
+            s.totals.packets = packets;
+            for (n, w) in s.workers.iter_mut().enumerate() {
+                w.packets = packets / 2 + n as u64 * (packets / 8);
+                w.ring_drops = if n == 1 { drops } else { 0 };
+            }
+            s
+        })
+        .collect()
+}

@@ -4,6 +4,7 @@
 //! status line; the help overlay draws on top. Colour always repeats what the text says.
 
 mod cells;
+mod charts;
 mod header;
 mod health;
 mod help;
@@ -30,8 +31,17 @@ impl Widget for &App {
         .areas(area);
         header::render(self, top, buf);
         match self.view {
-            View::Talkers => tables::talkers(self, body, buf),
-            View::Flows => tables::flows(self, body, buf),
+            View::Talkers | View::Flows => {
+                let [chart, table] =
+                    Layout::vertical([Constraint::Length(self.chart_rows()), Constraint::Fill(1)])
+                        .areas(body);
+                charts::totals(self, chart, buf);
+                if self.view == View::Talkers {
+                    tables::talkers(self, table, buf);
+                } else {
+                    tables::flows(self, table, buf);
+                }
+            }
             View::Health => health::render(self, body, buf),
         }
         status_line(self, status, buf);

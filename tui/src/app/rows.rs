@@ -90,7 +90,7 @@ pub fn flow_key(f: &Flow, column: FlowColumn, order: Order, index: u32) -> Key {
         FlowColumn::AToB(w) => rate_key(&f.a_to_b_bytes_per_sec, w),
         FlowColumn::BToA(w) => rate_key(&f.b_to_a_bytes_per_sec, w),
         FlowColumn::Packets => f.packets_a_to_b + f.packets_b_to_a,
-        FlowColumn::Bytes => f.bytes_a_to_b + f.bytes_b_to_a,
+        FlowColumn::Bytes | FlowColumn::Share => f.bytes_a_to_b + f.bytes_b_to_a,
         FlowColumn::LastSeen => f.last_seen.0,
     };
     order.key(value, flow_address(f, column), index)

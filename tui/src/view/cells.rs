@@ -20,6 +20,8 @@ pub(super) struct Cells {
     now: SystemTime,
     /// Bytes every talker's share is of: each packet counts once sent and once received.
     all_bytes: f64,
+    /// Bytes every flow's share is of: each packet counts in one flow.
+    flow_bytes: f64,
 }
 
 impl Cells {
@@ -29,6 +31,7 @@ impl Cells {
             units: app.units,
             now: s.taken_at,
             all_bytes: (2 * s.totals.bytes).max(1) as f64,
+            flow_bytes: s.totals.bytes.max(1) as f64,
         }
     }
 
@@ -77,10 +80,7 @@ impl Cells {
                 units::count_cell((t.packets_sent + t.packets_received) as f64)
             }
             TalkerColumn::Bytes => units::bytes_cell(t.bytes_sent + t.bytes_received),
-            TalkerColumn::Share => format!(
-                "{:.1}%",
-                (t.bytes_sent + t.bytes_received) as f64 * 100.0 / self.all_bytes
-            ),
+            TalkerColumn::Share => share((t.bytes_sent + t.bytes_received) as f64 / self.all_bytes),
             TalkerColumn::LastSeen => self.ago(t.last_seen),
         }
     }
@@ -95,7 +95,45 @@ impl Cells {
             FlowColumn::BToA(w) => self.rate(f.b_to_a_bytes_per_sec.get(w)),
             FlowColumn::Packets => units::count_cell((f.packets_a_to_b + f.packets_b_to_a) as f64),
             FlowColumn::Bytes => units::bytes_cell(f.bytes_a_to_b + f.bytes_b_to_a),
+            FlowColumn::Share => share((f.bytes_a_to_b + f.bytes_b_to_a) as f64 / self.flow_bytes),
             FlowColumn::LastSeen => self.ago(f.last_seen),
         }
+    }
+}
+
+/// Width of a share's bar, in cells.
+const BAR: usize = 6;
+
+/// A share of the total as a bar of eighth blocks and its percentage, as iftop draws a row's
+/// share behind it: `████▌   75.3%`. The number says what the bar shows, so neither colour
+/// nor the bar alone carries it.
+pub(super) fn share(fraction: f64) -> String {
+    const PARTS: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+    let fraction = if fraction.is_finite() {
+        fraction.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let eighths = (fraction * (BAR * 8) as f64).round() as usize;
+    let mut bar: String = "█".repeat(eighths / 8);
+    if !eighths.is_multiple_of(8) {
+        bar.push(PARTS[eighths % 8]);
+    }
+    let pad = BAR - bar.chars().count();
+    format!("{bar}{} {:>5.1}%", " ".repeat(pad), fraction * 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_bars_grow_by_eighths_and_keep_their_width() {
+        let cells: Vec<String> = [0.0, 0.01, 0.1, 0.403, 0.5, 0.999, 1.0, 2.0, f64::NAN]
+            .iter()
+            .map(|&f| format!("|{}|", share(f)))
+            .collect();
+        insta::assert_snapshot!(cells.join("\n"));
+        assert!(cells.iter().all(|c| c.chars().count() == 15));
     }
 }

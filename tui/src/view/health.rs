@@ -4,8 +4,9 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, Widget};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
+use traffic_counter_capture::Snapshot;
 use traffic_counter_capture::groups::GroupTotals;
 use traffic_counter_capture::snapshot::FilterKind;
 
@@ -15,39 +16,14 @@ use crate::units;
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let Some(s) = &app.shown else { return };
     let workers = s.workers.len() as u16;
-    let [top, bottom] =
-        Layout::vertical([Constraint::Length(workers + 2), Constraint::Min(0)]).areas(area);
-    let red = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
-    let rows = s.workers.iter().map(|w| {
-        let trouble = if w.ring_drops > 0 || w.ring_freezes > 0 {
-            red
-        } else {
-            Style::new()
-        };
-        Row::new(vec![
-            format!("{}", w.id),
-            format!("{}", w.cpu),
-            units::count_cell(w.packets_per_sec),
-            w.packets.to_string(),
-            units::bytes(w.bytes),
-            w.ring_drops.to_string(),
-            w.ring_freezes.to_string(),
-        ])
-        .style(trouble)
-    });
-    Table::new(rows, [6, 4, 9, 12, 11, 10, 8].map(Constraint::Length))
-        .header(
-            Row::new([
-                "Worker", "CPU", "Pkts/s", "Packets", "Bytes", "Drops", "Freezes",
-            ])
-            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
-        )
-        .block(
-            Block::new()
-                .borders(Borders::TOP)
-                .title(" Capture workers "),
-        )
-        .render(top, buf);
+    let [top, over_time, bottom] = Layout::vertical([
+        Constraint::Length(workers + 2),
+        Constraint::Length(workers + 1),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+    super::charts::workers(app, over_time, buf);
+    workers_table(s, top, buf);
 
     let filter = match (s.filter.kind, s.filter.rejects) {
         (FilterKind::None, _) => Line::raw("Filter     none: every frame reaches userspace"),
@@ -113,6 +89,48 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 .title(" Filter, parsing, memory "),
         )
         .render(bottom, buf);
+}
+
+/// Each capture worker's counters, trouble in bold red and in the numbers themselves.
+fn workers_table(s: &Snapshot, area: Rect, buf: &mut Buffer) {
+    let red = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+    let rows = s.workers.iter().map(|w| {
+        let trouble = if w.ring_drops > 0 || w.ring_freezes > 0 {
+            red
+        } else {
+            Style::new()
+        };
+        let right = |text: String| Cell::from(Text::from(text).right_aligned());
+        Row::new(vec![
+            Cell::from(format!("{}", w.id)),
+            Cell::from(format!("{}", w.cpu)),
+            right(units::count_cell(w.packets_per_sec)),
+            right(w.packets.to_string()),
+            right(units::bytes_cell(w.bytes)),
+            right(w.ring_drops.to_string()),
+            right(w.ring_freezes.to_string()),
+        ])
+        .style(trouble)
+    });
+    Table::new(rows, [6, 4, 9, 14, 11, 10, 8].map(Constraint::Length))
+        .header(
+            Row::new(
+                [
+                    "Worker", "CPU", "Pkts/s", "Packets", "Bytes", "Drops", "Freezes",
+                ]
+                .map(|h| match h {
+                    "Worker" | "CPU" => Cell::from(h),
+                    _ => Cell::from(Text::from(h).right_aligned()),
+                }),
+            )
+            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
+        )
+        .block(
+            Block::new()
+                .borders(Borders::TOP)
+                .title(" Capture workers "),
+        )
+        .render(area, buf);
 }
 
 /// One `--group`'s exact totals.

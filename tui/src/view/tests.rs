@@ -159,3 +159,58 @@ fn no_snapshot_yet() {
     let a = App::new((80, 6));
     insta::assert_snapshot!(screen(&a));
 }
+
+/// An app that has received a timeline of snapshots a second apart.
+fn app_with_history(w: u16, h: u16, seconds: u32) -> App {
+    let mut app = App::new((w, h));
+    for s in fixture::timeline(seconds) {
+        app.update(Action::Snapshot(Arc::new(s)));
+    }
+    app
+}
+
+#[test]
+fn talkers_with_the_totals_chart() {
+    let a = app_with_history(120, 30, 150);
+    let text = screen(&a);
+    assert!(text.contains("Total bits/s now 20.0 Mbit/s"), "{text}");
+    assert!(text.contains("Packets/s now 2.5k/s"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn flows_with_the_totals_chart_in_bytes_at_80_columns() {
+    let mut a = app_with_history(80, 24, 45);
+    a.update(Action::ShowView(View::Flows));
+    a.update(Action::ToggleUnits);
+    let text = screen(&a);
+    assert!(text.contains("Total bytes/s now"), "{text}");
+    assert!(!text.contains("Packets/s"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn health_charts_each_workers_packets_and_drops() {
+    let mut a = app_with_history(100, 24, 90);
+    a.update(Action::ShowView(View::Health));
+    let text = screen(&a);
+    assert!(text.contains("peak     40/s"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn a_paused_chart_stops_at_the_shown_snapshot() {
+    let timeline = fixture::timeline(30);
+    let mut a = App::new((100, 30));
+    for s in &timeline[..20] {
+        a.update(Action::Snapshot(Arc::new(s.clone())));
+    }
+    a.update(Action::TogglePause);
+    let frozen = screen(&a);
+    for s in &timeline[20..] {
+        a.update(Action::Snapshot(Arc::new(s.clone())));
+    }
+    assert_eq!(screen(&a), frozen);
+    a.update(Action::TogglePause);
+    assert_ne!(screen(&a), frozen);
+}
