@@ -94,6 +94,16 @@ impl Lab {
         cmd
     }
 
+    /// The capture interface's `rx_packets`: every frame the kernel has taken in on
+    /// [`CAPTURE_IF`] since the lab was created, including any the kernel itself sent.
+    ///
+    /// On veth the counter moves when the frame is queued for receive, just before packet
+    /// sockets see it; so it tells how many frames arrived, and a test that needs the program
+    /// to have counted them still waits for the program's own totals (see [`crate::wait`]).
+    pub fn capture_rx_packets(&self) -> u64 {
+        rx_packets(&self.capture_ns, CAPTURE_IF)
+    }
+
     /// Deletes the capture end of the veth pair (and with it the peer).
     pub fn delete_capture_interface(&self) {
         ip_in(&self.capture_ns, &["link", "del", CAPTURE_IF]);
@@ -123,6 +133,25 @@ pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e))
     })
+}
+
+/// The `rx_packets` counter of interface `ifname` in namespace `ns`.
+///
+/// Read from `/proc/thread-self/net/dev` on a thread inside the namespace (`/sys/class/net`
+/// shows the namespace sysfs was mounted in, not the caller's). Panics if there is no such
+/// interface.
+pub fn rx_packets(ns: &str, ifname: &str) -> u64 {
+    let table = in_netns(ns, || {
+        std::fs::read_to_string("/proc/thread-self/net/dev")
+            .unwrap_or_else(|e| panic!("reading net/dev in {ns}: {e}"))
+    });
+    // Each interface line: `  NAME: rx_bytes rx_packets ...`.
+    table
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim() == ifname)
+        .and_then(|(_, fields)| fields.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no counters for {ifname} in {ns}:\n{table}"))
 }
 
 /// A raw `AF_PACKET` socket bound to one interface, for sending crafted frames.
@@ -247,4 +276,24 @@ fn run(program: &str, args: &[&str]) {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wait::{COUNT_DEADLINE, wait_for_count};
+
+    #[test]
+    fn capture_rx_packets_counts_frames_sent_across_the_pair() {
+        let lab = Lab::new("rxcount");
+        let before = lab.capture_rx_packets();
+        let frames = crate::corpus::standard().frames;
+        lab.send(&frames);
+        let n = frames.len() as u64;
+        let got = wait_for_count("rx_packets on tc0", COUNT_DEADLINE, before + n, || {
+            lab.capture_rx_packets()
+        })
+        .unwrap();
+        assert_eq!(got, before + n);
+    }
 }
