@@ -4,6 +4,7 @@
 //! returns an [`Effect`] for the event loop to carry out (writing a file, editing the filter),
 //! whose outcome comes back as another action. Views only read an `&App`.
 
+pub mod detail;
 pub mod history;
 pub mod query;
 pub mod rows;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use traffic_counter_capture::Snapshot;
 use traffic_counter_capture::snapshot::FilterKind;
 
+use self::detail::{Detail, FlowKey, Target};
 use self::history::{History, Record};
 use self::query::Query;
 use crate::columns::{self, FlowColumn, TalkerColumn};
@@ -37,7 +39,7 @@ pub enum Action {
     Quit,
     /// Show or hide the help overlay.
     ToggleHelp,
-    /// Escape: close the help or the filter prompt, or clear the filter.
+    /// Escape: close the help, the filter prompt or the detail, or clear the filter.
     Escape,
     /// Cycle to the next view.
     NextView,
@@ -71,6 +73,8 @@ pub enum Action {
     WriteSnapshot,
     /// Exclude the selected address through the socket filter.
     ExcludeSelected,
+    /// Open the selected talker's or flow's detail.
+    OpenDetail,
     /// A new snapshot from the capture.
     Snapshot(Arc<Snapshot>),
     /// The capture failed.
@@ -135,6 +139,8 @@ pub struct App {
     pub paused: bool,
     /// Help overlay open.
     pub help: bool,
+    /// The talker or flow detail open over the table, if any.
+    pub detail: Option<Detail>,
     /// Rates in bits or bytes.
     pub units: Units,
     /// The talkers table.
@@ -173,6 +179,7 @@ impl App {
             view: View::Talkers,
             paused: false,
             help: false,
+            detail: None,
             units: Units::Bits,
             talkers: TableState {
                 sort: columns::index_of(&columns::TALKERS, &TalkerColumn::Bytes),
@@ -204,7 +211,9 @@ impl App {
         // Header (3 lines) and status line (1) around the body.
         let body = self.size.1.saturating_sub(4);
         match self.view {
-            View::Talkers | View::Flows if body >= 16 => (body / 3).min(10),
+            View::Talkers | View::Flows if body >= 16 && self.detail.is_none() => {
+                (body / 3).min(10)
+            }
             _ => 0,
         }
     }
@@ -235,23 +244,38 @@ impl App {
         }
     }
 
-    /// The address under the selection: the talker's, or the flow's initiator.
-    pub fn selected_address(&self) -> Option<IpAddr> {
+    /// What the selection is on: the talker's address, or the flow's key.
+    pub fn selected(&self) -> Option<Target> {
         let s = self.shown.as_ref()?;
         match self.view {
             View::Talkers => {
                 let at = self.talkers.selected.checked_sub(self.talkers.offset)?;
-                Some(s.talkers.get(*self.talker_rows.get(at)?)?.ip)
+                Some(Target::Talker(
+                    s.talkers.get(*self.talker_rows.get(at)?)?.ip,
+                ))
             }
             View::Flows => {
                 let at = self.flows.selected.checked_sub(self.flows.offset)?;
-                Some(s.flows.get(*self.flow_rows.get(at)?)?.a_ip)
+                let f = s.flows.get(*self.flow_rows.get(at)?)?;
+                Some(Target::Flow(FlowKey::of(f)))
             }
             View::Health => None,
         }
     }
 
+    /// The address under the selection: the talker's, or the flow's initiator.
+    pub fn selected_address(&self) -> Option<IpAddr> {
+        match self.selected()? {
+            Target::Talker(ip) => Some(ip),
+            Target::Flow(key) => Some(key.a.0),
+        }
+    }
+
+    /// The table the keys move and sort: none under a detail.
     fn table(&mut self) -> Option<(&mut TableState, usize)> {
+        if self.detail.is_some() {
+            return None;
+        }
         match self.view {
             View::Talkers => Some((&mut self.talkers, columns::TALKERS.len())),
             View::Flows => Some((&mut self.flows, columns::FLOWS.len())),
@@ -272,6 +296,7 @@ impl App {
                 | Action::TogglePause
                 | Action::Snapshot(_)
                 | Action::Resize(..)
+                | Action::OpenDetail
         );
         let effect = self.apply(action);
         if refresh {
@@ -287,18 +312,33 @@ impl App {
             Action::Escape => {
                 if self.help {
                     self.help = false;
-                } else if self.prompt.take().is_none() {
+                } else if self.prompt.is_some() {
+                    self.prompt = None;
+                } else if self.detail.is_some() {
+                    self.detail = None;
+                } else {
                     self.filter = Query::default();
                 }
             }
+            Action::OpenDetail => {
+                let shown = self.shown.clone();
+                self.detail = self
+                    .selected()
+                    .zip(shown)
+                    .and_then(|(target, s)| Detail::open(target, &s));
+            }
             Action::NextView => {
+                self.detail = None;
                 self.view = match self.view {
                     View::Talkers => View::Flows,
                     View::Flows => View::Health,
                     View::Health => View::Talkers,
                 };
             }
-            Action::ShowView(view) => self.view = view,
+            Action::ShowView(view) => {
+                self.detail = None;
+                self.view = view;
+            }
             Action::Move(by) => self.move_by(by),
             Action::Page(pages) => self.move_by(pages * self.page_rows() as isize),
             Action::Home => self.move_by(isize::MIN / 2),
@@ -380,6 +420,9 @@ impl App {
             };
         }
         self.history.push(Record::of(&snapshot));
+        if let Some(detail) = &mut self.detail {
+            detail.receive(&snapshot);
+        }
         self.can_exclude = snapshot.filter.kind == FilterKind::Ebpf;
         if !self.paused || self.shown.is_none() {
             self.shown = Some(snapshot.clone());
@@ -434,6 +477,15 @@ impl App {
                 self.flow_rows = window;
             }
             View::Health => {}
+        }
+        let (column, desc) = (self.flow_sort(), self.flows.descending);
+        if let Some(detail) = &mut self.detail
+            && let Target::Talker(ip) = detail.target
+        {
+            let range = (0, page);
+            let (total, window) = rows::flows_of(&s.flows, ip, column, desc, range, &mut self.keys);
+            detail.flow_count = total;
+            detail.flow_rows = window;
         }
     }
 

@@ -211,26 +211,20 @@ pub fn many_rows(talkers: u32, flows: u32) -> Snapshot {
 /// a while, so every chart has a shape to draw.
 pub fn timeline(seconds: u32) -> Vec<Snapshot> {
     let end = small();
-    let mut bytes = end
-        .totals
-        .bytes
-        .saturating_sub(u64::from(seconds) * 3_000_000);
-    let mut packets = end
-        .totals
-        .packets
-        .saturating_sub(u64::from(seconds) * 3_000);
-    let mut drops = 0;
-    (0..=seconds)
+    // A rate between 0.5 and 2.5 MB/s: up for half a minute, down for half, and again.
+    let rate = |i: u32| {
+        let step = u64::from(i % 60);
+        500_000 + 2_000_000 * if step < 30 { step } else { 60 - step } / 30
+    };
+    // Counters run backwards from the last snapshot, which is `small` itself.
+    let mut bytes = end.totals.bytes;
+    let mut packets = end.totals.packets;
+    // Worker 1 drops 40 frames a second, 20 to 30 s into each minute.
+    let drops = |i: u32| 40 * (1..=i).filter(|j| (20..30).contains(&(j % 60))).count() as u64;
+    let mut out: Vec<Snapshot> = (0..=seconds)
+        .rev()
         .map(|i| {
             let back = u64::from(seconds - i);
-            // A rate between 0.5 and 2.5 MB/s: up for a third, down for a third, up again.
-            let step = u64::from(i % 60);
-            let rate = 500_000 + 2_000_000 * if step < 30 { step } else { 60 - step } / 30;
-            bytes += rate;
-            packets += rate / 1000;
-            if (20..30).contains(&(i % 60)) {
-                drops += 40;
-            }
             let mut s = end.clone();
             s.duration -= Duration::from_secs(back);
             s.taken_at -= Duration::from_secs(back);
@@ -238,9 +232,13 @@ pub fn timeline(seconds: u32) -> Vec<Snapshot> {
             s.totals.packets = packets;
             for (n, w) in s.workers.iter_mut().enumerate() {
                 w.packets = packets / 2 + n as u64 * (packets / 8);
-                w.ring_drops = if n == 1 { drops } else { 0 };
+                w.ring_drops = if n == 1 { drops(i) } else { 0 };
             }
+            bytes = bytes.saturating_sub(rate(i));
+            packets = packets.saturating_sub(rate(i) / 1000);
             s
         })
-        .collect()
+        .collect();
+    out.reverse();
+    out
 }

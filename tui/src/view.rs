@@ -5,6 +5,7 @@
 
 mod cells;
 mod charts;
+mod detail;
 mod header;
 mod health;
 mod help;
@@ -31,6 +32,11 @@ impl Widget for &App {
         .areas(area);
         header::render(self, top, buf);
         match self.view {
+            View::Talkers | View::Flows if self.detail.is_some() => {
+                if let Some(d) = &self.detail {
+                    detail::render(self, d, body, buf);
+                }
+            }
             View::Talkers | View::Flows => {
                 let [chart, table] =
                     Layout::vertical([Constraint::Length(self.chart_rows()), Constraint::Fill(1)])

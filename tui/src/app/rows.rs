@@ -217,13 +217,37 @@ pub fn flow_window(
     range: (usize, usize),
     keys: &mut Vec<Key>,
 ) -> (usize, Vec<usize>) {
+    flows_where(items, |f| query.flow(f), column, descending, range, keys)
+}
+
+/// The flows with `ip` at either end, ordered like the flows view: a talker's detail lists them.
+pub fn flows_of(
+    items: &[Flow],
+    ip: IpAddr,
+    column: FlowColumn,
+    descending: bool,
+    range: (usize, usize),
+    keys: &mut Vec<Key>,
+) -> (usize, Vec<usize>) {
+    let keep = |f: &Flow| f.a_ip == ip || f.b_ip == ip;
+    flows_where(items, keep, column, descending, range, keys)
+}
+
+fn flows_where(
+    items: &[Flow],
+    keep: impl Fn(&Flow) -> bool,
+    column: FlowColumn,
+    descending: bool,
+    range: (usize, usize),
+    keys: &mut Vec<Key>,
+) -> (usize, Vec<usize>) {
     let order = Order {
         descending,
         by_address: matches!(column, FlowColumn::A | FlowColumn::B),
     };
     window(
         items,
-        |f| query.flow(f),
+        keep,
         |f, i| flow_key(f, column, order, i),
         |f| flow_address(f, column),
         order,

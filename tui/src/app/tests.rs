@@ -127,3 +127,37 @@ fn writing_needs_a_snapshot() {
     assert_eq!(app().update(Action::WriteSnapshot), Effect::WriteSnapshot);
     assert_eq!(app().update(Action::Quit), Effect::Quit);
 }
+
+#[test]
+fn enter_opens_the_selected_rows_detail_and_escape_goes_back() {
+    let mut a = app();
+    a.update(Action::Move(2));
+    a.update(Action::OpenDetail);
+    let ip = "2001:db8:1234:5678:9abc:def0:1234:5678".parse().unwrap();
+    assert_eq!(
+        a.detail.as_ref().map(|d| d.target),
+        Some(Target::Talker(ip))
+    );
+    // Its flows, in the flows view's order; keys do not move the table beneath.
+    assert_eq!(a.detail.as_ref().map(|d| d.flow_count), Some(1));
+    a.update(Action::Move(1));
+    assert_eq!(a.talkers.selected, 2);
+    // Esc closes the detail before it clears a filter.
+    a.filter = Query::new("2001");
+    a.update(Action::Escape);
+    assert!(a.detail.is_none());
+    assert_eq!(a.filter.text(), "2001");
+    // A flow's detail follows its key; switching views closes it.
+    a.update(Action::ShowView(View::Flows));
+    a.update(Action::OpenDetail);
+    let key = a.detail.as_ref().map(|d| d.target);
+    assert!(
+        matches!(key, Some(Target::Flow(k)) if k.proto == 17),
+        "{key:?}"
+    );
+    a.update(Action::NextView);
+    assert!(a.detail.is_none());
+    // Nothing to open on the health view.
+    a.update(Action::OpenDetail);
+    assert!(a.detail.is_none());
+}

@@ -14,20 +14,20 @@ pub const KEYS: [(&str, &str); 14] = [
     ("PgUp PgDn Home End", "move by a page, to the ends"),
     ("< >", "sort by the previous / next column"),
     ("r", "reverse the order"),
+    ("Enter", "detail of the selected talker or flow"),
     ("/", "filter: address, CIDR, port or protocol"),
-    ("Enter / Esc", "apply the filter / clear it"),
     ("Space, p", "pause: freeze the tables, counting goes on"),
     ("b", "rates in bits or bytes"),
     ("w", "write what is shown to a file"),
     ("x", "exclude the selected address (eBPF filter)"),
-    ("Esc", "close help or prompt, else clear the filter"),
+    ("Esc", "close help, prompt or detail, else clear filter"),
 ];
 
 pub(super) fn render(area: Rect, buf: &mut Buffer) {
     let [v] = Layout::vertical([Constraint::Length(KEYS.len() as u16 + 3)])
         .flex(Flex::Center)
         .areas(area);
-    let [rect] = Layout::horizontal([Constraint::Length(66)])
+    let [rect] = Layout::horizontal([Constraint::Length(72)])
         .flex(Flex::Center)
         .areas(v);
     Clear.render(rect, buf);

@@ -7,6 +7,8 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Text;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
 
+use traffic_counter_capture::Snapshot;
+
 use super::cells::Cells;
 use crate::app::App;
 use crate::columns::{self, Align, FLOWS, FLOWS_STACKED, Spec, StackedColumn, TALKERS};
@@ -76,7 +78,7 @@ impl<C> Grid<'_, C> {
     }
 }
 
-fn table_block(title: String) -> Block<'static> {
+pub(super) fn table_block(title: String) -> Block<'static> {
     Block::new().borders(Borders::TOP).title(title)
 }
 
@@ -118,17 +120,7 @@ pub(super) fn flows(app: &App, area: Rect, buf: &mut Buffer) {
         return;
     }
     let cells = Cells::new(app, s);
-    let texts: Vec<Vec<String>> = app
-        .flow_rows
-        .iter()
-        .map(|&i| {
-            let f = &s.flows[i];
-            FLOWS
-                .iter()
-                .map(|spec| cells.flow(spec.column, f))
-                .collect()
-        })
-        .collect();
+    let texts = flow_texts(&cells, s, &app.flow_rows);
     // Proto, both endpoints and both 2 s rates must fit on one line; else stack each flow.
     let widest = |c: usize| texts.iter().map(|r| r[c].len() as u16).max().unwrap_or(0);
     let one_line: u16 = (0..5)
@@ -138,14 +130,41 @@ pub(super) fn flows(app: &App, area: Rect, buf: &mut Buffer) {
     if one_line > area.width.saturating_sub(2) {
         return flows_stacked(app, &cells, area, buf);
     }
+    let selected = app.flows.selected.checked_sub(app.flows.offset);
+    let title = table_title("Flows", app.row_count(), app.flows.selected);
+    flow_grid(app, texts, selected, title, area, buf);
+}
+
+/// The texts of `rows` of the shown snapshot's flows, one per column of [`FLOWS`].
+pub(super) fn flow_texts(cells: &Cells, s: &Snapshot, rows: &[usize]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|&i| {
+            let f = &s.flows[i];
+            FLOWS
+                .iter()
+                .map(|spec| cells.flow(spec.column, f))
+                .collect()
+        })
+        .collect()
+}
+
+/// Flows on one line each, sorted as the flows view is, the `selected` one highlighted.
+pub(super) fn flow_grid(
+    app: &App,
+    texts: Vec<Vec<String>>,
+    selected: Option<usize>,
+    title: String,
+    area: Rect,
+    buf: &mut Buffer,
+) {
     let sort = app.flows.sort;
     Grid {
         specs: &FLOWS,
         texts,
         sorted: &|c, _| c == sort,
         descending: app.flows.descending,
-        selected: app.flows.selected.checked_sub(app.flows.offset),
-        title: table_title("Flows", app.row_count(), app.flows.selected),
+        selected,
+        title,
     }
     .render(area, buf);
 }

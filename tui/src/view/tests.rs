@@ -214,3 +214,43 @@ fn a_paused_chart_stops_at_the_shown_snapshot() {
     a.update(Action::TogglePause);
     assert_ne!(screen(&a), frozen);
 }
+
+#[test]
+fn talker_detail_with_its_flows_and_charts() {
+    let timeline = fixture::timeline(20);
+    let mut a = App::new((120, 36));
+    for s in &timeline[..10] {
+        a.update(Action::Snapshot(Arc::new(s.clone())));
+    }
+    a.update(Action::OpenDetail);
+    // Ten more seconds in which the talker sends 100 kB/s more each second.
+    for (i, s) in timeline[10..].iter().enumerate() {
+        let mut s = s.clone();
+        s.talkers[0].bytes_sent += 100_000 * (i as u64 + 1);
+        a.update(Action::Snapshot(Arc::new(s)));
+    }
+    let text = screen(&a);
+    assert!(text.contains("Talker 198.18.0.1  (Esc back)"), "{text}");
+    assert!(text.contains("Its flows: 3"), "{text}");
+    // The fixture's counters stand still but for the added 100 kB a second: 800 kbit/s.
+    assert!(text.contains("Sent bits/s now 800.0 kbit/s"), "{text}");
+    insta::assert_snapshot!(text);
+    a.update(Action::Escape);
+    assert!(screen(&a).contains("Talkers 1/5"));
+}
+
+#[test]
+fn flow_detail_shows_both_endpoints() {
+    let mut a = app(110, 30);
+    a.update(Action::ShowView(View::Flows));
+    a.update(Action::Move(1));
+    a.update(Action::OpenDetail);
+    let text = screen(&a);
+    assert!(
+        text.contains("Flow sctp 198.18.0.1:36412 => 198.18.0.2:36412"),
+        "{text}"
+    );
+    // Seeded from the 2, 10 and 40 s windows.
+    assert!(text.contains("A>B bits/s now 72.0 kbit/s"), "{text}");
+    insta::assert_snapshot!(text);
+}
