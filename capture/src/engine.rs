@@ -40,15 +40,109 @@ pub struct Capture {
     feed: Feed,
 }
 
+/// A capture whose rings are open, in the fanout group and filtering, with no thread started:
+/// frames queue in the rings until [`Opened::run`] starts the workers.
+pub struct Opened {
+    config: CaptureConfig,
+    filter: Option<Arc<dyn PacketFilter>>,
+    rings: Vec<Ring>,
+    ifindex: u32,
+    geometry: RingGeometry,
+    groups: Arc<GroupSet>,
+    fanout: FanoutInfo,
+}
+
+impl Opened {
+    /// The fanout group as joined.
+    pub fn fanout(&self) -> FanoutInfo {
+        self.fanout
+    }
+
+    /// Starts the pinned workers and the aggregator.
+    pub fn run(self) -> Result<Capture, CaptureError> {
+        let Self {
+            config,
+            filter,
+            rings,
+            ifindex,
+            geometry,
+            groups,
+            fanout,
+        } = self;
+        let stop = Arc::new(AtomicBool::new(false));
+        let epoch = Arc::new(AtomicU64::new(0));
+        let (to_aggregator, messages) = mpsc::channel();
+        let signals = Signals {
+            stop: stop.clone(),
+            epoch: epoch.clone(),
+        };
+        let (workers, slots) = spawn_workers(
+            &config,
+            rings,
+            ifindex,
+            geometry,
+            &signals,
+            &to_aggregator,
+            &groups,
+        )?;
+        drop(to_aggregator);
+        drop(signals);
+
+        let setup = Setup {
+            interface: config.interface,
+            fanout,
+            ring: geometry,
+            max_talkers: config.max_talkers,
+            max_flows: config.max_flows,
+            flows: config.flows,
+            tick: config.tick,
+            filter,
+            groups: GroupTotals::for_set(&groups),
+        };
+        let publisher = Publisher::new();
+        let feed = publisher.subscribe();
+        let aggregator = Aggregator::new(setup, slots, publisher);
+        let aggregator = std::thread::Builder::new()
+            .name("tc-aggregator".into())
+            .spawn(move || {
+                let (snapshot, error) = aggregator.run(&messages, &epoch);
+                Finished { snapshot, error }
+            })
+            .map_err(|e| CaptureError::Thread {
+                name: "tc-aggregator".into(),
+                message: e.to_string(),
+            })?;
+        Ok(Capture {
+            stop,
+            workers,
+            aggregator,
+            fanout,
+            geometry,
+            feed,
+        })
+    }
+}
+
 impl Capture {
     /// Opens the rings, joins the fanout group and starts the workers and the aggregator.
     ///
     /// `filter`, when given, is attached to every socket once all of them are in the group;
-    /// until then each socket drops everything.
+    /// until then each socket drops everything. [`Capture::open`] and [`Opened::run`] do the
+    /// same in two steps, for a caller that drops privileges in between.
     pub fn start(
         config: &CaptureConfig,
         filter: Option<Arc<dyn PacketFilter>>,
     ) -> Result<Self, CaptureError> {
+        Self::open(config, filter)?.run()
+    }
+
+    /// Does everything that needs privileges: opens the rings, joins the fanout group and
+    /// attaches the filter. No thread is started yet, so a privilege drop made before
+    /// [`Opened::run`] covers every thread the capture will have.
+    pub fn open(
+        config: &CaptureConfig,
+        filter: Option<Arc<dyn PacketFilter>>,
+    ) -> Result<Opened, CaptureError> {
         if config.workers == 0 || config.workers > MAX_WORKERS {
             return Err(CaptureError::Cpus(format!(
                 "{} workers requested; 1 to {MAX_WORKERS} are possible",
@@ -85,57 +179,14 @@ impl Capture {
             defrag: config.fanout.defrag,
             rollover: config.fanout.rollover,
         };
-
-        let stop = Arc::new(AtomicBool::new(false));
-        let epoch = Arc::new(AtomicU64::new(0));
-        let (to_aggregator, messages) = mpsc::channel();
-        let signals = Signals {
-            stop: stop.clone(),
-            epoch: epoch.clone(),
-        };
-        let (workers, slots) = spawn_workers(
-            config,
+        Ok(Opened {
+            config: config.clone(),
+            filter,
             rings,
             ifindex,
             geometry,
-            &signals,
-            &to_aggregator,
-            &groups,
-        )?;
-        drop(to_aggregator);
-        drop(signals);
-
-        let setup = Setup {
-            interface: config.interface.clone(),
+            groups,
             fanout,
-            ring: geometry,
-            max_talkers: config.max_talkers,
-            max_flows: config.max_flows,
-            flows: config.flows,
-            tick: config.tick,
-            filter,
-            groups: GroupTotals::for_set(&groups),
-        };
-        let publisher = Publisher::new();
-        let feed = publisher.subscribe();
-        let aggregator = Aggregator::new(setup, slots, publisher);
-        let aggregator = std::thread::Builder::new()
-            .name("tc-aggregator".into())
-            .spawn(move || {
-                let (snapshot, error) = aggregator.run(&messages, &epoch);
-                Finished { snapshot, error }
-            })
-            .map_err(|e| CaptureError::Thread {
-                name: "tc-aggregator".into(),
-                message: e.to_string(),
-            })?;
-        Ok(Self {
-            stop,
-            workers,
-            aggregator,
-            fanout,
-            geometry,
-            feed,
         })
     }
 

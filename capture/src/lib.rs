@@ -31,7 +31,7 @@ mod worker;
 pub use aggregate::Aggregate;
 pub use config::{CaptureConfig, FanoutConfig, FanoutMode, RingGeometry, RingOptions};
 pub use counters::Tally;
-pub use engine::{Capture, Finished, MAX_WORKERS};
+pub use engine::{Capture, Finished, MAX_WORKERS, Opened};
 pub use error::CaptureError;
 pub use feed::{Feed, Latest};
 pub use filter::PacketFilter;

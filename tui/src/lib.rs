@@ -12,6 +12,7 @@ pub mod fixture;
 pub mod headless;
 pub mod metrics;
 pub mod ranking;
+pub mod session;
 pub mod snapshot_file;
 pub mod summary;
 pub mod ui;

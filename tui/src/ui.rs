@@ -1,6 +1,6 @@
 //! The terminal UI's event loop: one channel carries keys, resizes, snapshots and capture
 //! failures; ticks redraw. The terminal is restored on quit, on error, on panic (ratatui's
-//! hook), and on SIGTERM or SIGINT, which arrive as quit events.
+//! hook), and on SIGTERM, SIGINT or SIGHUP, which arrive as quit events.
 
 pub mod keys;
 
@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ratatui::crossterm::event::{self, Event as TermEvent};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
-use traffic_counter_capture::Capture;
 use traffic_counter_ebpf::PrefixList;
 
 use crate::app::{Action, App, Effect};
+use crate::cli::Args;
+use crate::export;
+use crate::session::Session;
 
 /// What arrives on the UI's one channel.
 enum Event {
@@ -25,9 +26,6 @@ enum Event {
     /// Anything that is already an action: resizes, snapshots, capture failures.
     Action(Action),
 }
-use crate::cli::Args;
-use crate::export;
-
 /// Restores the terminal when dropped, whatever path leaves the UI.
 struct Restore;
 
@@ -39,23 +37,15 @@ impl Drop for Restore {
 
 /// Runs the terminal UI until the user quits or the capture fails.
 pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let config = args.capture_config(interface);
-    let selected = traffic_counter_ebpf::select(args.filter.into(), &args.filter_rules())?;
+    let mut session = Session::start(&args, interface).await?;
     let (tx, mut events) = mpsc::unbounded_channel::<Event>();
-    let (metrics_feed, metrics_rx) = tokio::sync::watch::channel(None);
-    let _metrics = crate::metrics::start(&args, &config.interface, metrics_rx).await?;
-    let capture = Capture::start(&config, selected.filter.clone())?;
-    let mut feed = capture.feed();
-    let _forward = crate::metrics::forward(capture.feed(), metrics_feed);
     let mut capture_running = true;
 
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;
     let restore = Restore;
     let size = terminal.size().context("reading the terminal size")?;
     let mut app = App::new((size.width, size.height));
-    if let Some(notice) = &selected.notice {
+    if let Some(notice) = &session.filter.notice {
         app.update(Action::Status(notice.clone(), true));
     }
     let stop_input = Arc::new(AtomicBool::new(false));
@@ -70,12 +60,12 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
         let action = tokio::select! {
             _ = ticker.tick() => continue,
             // Latest wins: a terminal that draws slowly skips snapshots instead of queueing them.
-            changed = feed.changed(), if capture_running => {
+            changed = session.feed.changed(), if capture_running => {
                 if changed.is_err() {
                     capture_running = false;
                     continue;
                 }
-                let latest = feed.borrow_and_update();
+                let latest = session.feed.borrow_and_update();
                 match (&latest.failure, &latest.snapshot) {
                     (Some(message), _) => Action::CaptureFailed(message.clone()),
                     (None, Some(s)) => Action::Snapshot(s.clone()),
@@ -90,8 +80,7 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
                 },
                 None => break,
             },
-            _ = sigterm.recv() => Action::Quit,
-            _ = sigint.recv() => Action::Quit,
+            () = session.stops.recv() => Action::Quit,
         };
         if let Action::CaptureFailed(message) = &action {
             failure = Some(message.clone());
@@ -108,7 +97,7 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
                 app.update(Action::Status(status.0, status.1));
             }
             Effect::Exclude(ip) => {
-                let status = match &selected.ebpf {
+                let status = match &session.filter.ebpf {
                     Some(filter) => match filter.add(PrefixList::Exclude, ip.into()) {
                         Ok(()) => (
                             format!("excluded {ip}: the filter now rejects its traffic"),
@@ -126,18 +115,7 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
     stop_input.store(true, Ordering::Relaxed);
     drop(restore);
     let _ = input.join();
-    let finished = tokio::task::spawn_blocking(move || capture.stop())
-        .await
-        .context("waiting for capture to stop")??;
-    if let Some(err) = finished.error {
-        eprintln!("traffic-counter: {err}");
-        return Ok(ExitCode::FAILURE);
-    }
-    if let Some(message) = failure {
-        eprintln!("traffic-counter: {message}");
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    session.finish(failure, |_| true).await
 }
 
 /// Reads terminal events on a thread of its own and forwards them.

@@ -1,0 +1,140 @@
+//! One start and one finish for a capture session, shared by the terminal UI and headless mode.
+//!
+//! Starting is an order that matters: the stop signals are installed first, so none is lost;
+//! the filter is chosen; the exporter binds before capture (a busy port fails before any ring
+//! exists, and it takes the interface's counters as its coverage baseline); the rings are
+//! opened, joined and filtered; and only then do the workers start. Finishing stops the
+//! capture, drains the rings, hands the final snapshot to the mode and turns what went wrong
+//! into an exit code.
+
+use anyhow::Context;
+use std::process::ExitCode;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use traffic_counter_capture::snapshot::FilterKind;
+use traffic_counter_capture::{Capture, CaptureConfig, Feed, Snapshot};
+use traffic_counter_ebpf::Selected;
+
+use crate::cli::Args;
+use crate::metrics::server::Server;
+
+/// A running capture with everything around it: filter, exporter, stop signals.
+pub struct Session {
+    /// What the capture was started with.
+    pub config: CaptureConfig,
+    /// The filter in use; its eBPF handle serves the UI's live exclude.
+    pub filter: Selected,
+    /// The exporter, when `--metrics` was given; it serves until the session is dropped.
+    pub metrics: Option<Server>,
+    /// The capture's latest-wins snapshot feed.
+    pub feed: Feed,
+    /// SIGINT, SIGTERM and SIGHUP: each asks the session to finish.
+    pub stops: Stops,
+    capture: Capture,
+    forward: tokio::task::JoinHandle<()>,
+}
+
+impl Session {
+    /// Sets up the capture on `interface` as `args` ask and starts it.
+    pub async fn start(args: &Args, interface: String) -> anyhow::Result<Self> {
+        let stops = Stops::install()?;
+        let config = args.capture_config(interface);
+        let filter = traffic_counter_ebpf::select(args.filter.into(), &args.filter_rules())?;
+        let (metrics_feed, metrics_rx) = tokio::sync::watch::channel(None);
+        let metrics = crate::metrics::start(args, &config.interface, metrics_rx).await?;
+        let opened = Capture::open(&config, filter.filter.clone())?;
+        let capture = opened.run()?;
+        let feed = capture.feed();
+        let forward = crate::metrics::forward(capture.feed(), metrics_feed);
+        Ok(Self {
+            config,
+            filter,
+            metrics,
+            feed,
+            stops,
+            capture,
+            forward,
+        })
+    }
+
+    /// One line saying what is being captured and how.
+    pub fn describe(&self) -> String {
+        let fanout = self.capture.fanout();
+        let filter = self
+            .filter
+            .filter
+            .as_ref()
+            .map_or("none", |f| match f.kind() {
+                FilterKind::None => "none",
+                FilterKind::Ebpf => "ebpf",
+                FilterKind::Classic => "classic (reject counts unknown)",
+            });
+        format!(
+            "capturing on {} with {} workers on CPUs {:?}, fanout {} group {}, {} MiB ring \
+             each, filter {filter}",
+            self.config.interface,
+            self.config.workers,
+            self.config.cpus,
+            fanout.mode.name(),
+            fanout.group,
+            self.capture.geometry().bytes() >> 20,
+        )
+    }
+
+    /// Stops the capture, drains its rings and hands the final snapshot to `last` (which
+    /// reports its own errors and says whether it succeeded). The exit code is a failure when
+    /// `last` failed, the capture failed (`failure`, as the feed reported it), or stopping did.
+    pub async fn finish(
+        self,
+        failure: Option<String>,
+        last: impl FnOnce(&Snapshot) -> bool,
+    ) -> anyhow::Result<ExitCode> {
+        let Self {
+            capture, forward, ..
+        } = self;
+        let finished = tokio::task::spawn_blocking(move || capture.stop())
+            .await
+            .context("waiting for capture to stop")??;
+        drop(forward);
+        let mut code = ExitCode::SUCCESS;
+        if !last(&finished.snapshot) {
+            code = ExitCode::FAILURE;
+        }
+        if let Some(err) = finished.error {
+            eprintln!("traffic-counter: {err}");
+            code = ExitCode::FAILURE;
+        } else if let Some(message) = failure {
+            eprintln!("traffic-counter: {message}");
+            code = ExitCode::FAILURE;
+        }
+        Ok(code)
+    }
+}
+
+/// The signals that end a session. SIGHUP counts as one: a closed terminal or a supervisor's
+/// reload must still leave the final snapshot behind, not kill the process mid-write.
+pub struct Stops {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Stops {
+    fn install() -> anyhow::Result<Self> {
+        let install =
+            |kind, name| signal(kind).with_context(|| format!("installing the {name} handler"));
+        Ok(Self {
+            interrupt: install(SignalKind::interrupt(), "SIGINT")?,
+            terminate: install(SignalKind::terminate(), "SIGTERM")?,
+            hangup: install(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
+    /// Waits for any of the stop signals.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+            _ = self.hangup.recv() => {}
+        }
+    }
+}
