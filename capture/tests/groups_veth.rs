@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use testlab::Lab;
 use testlab::corpus::{self, Corpus};
 use testlab::netns::CAPTURE_IF;
+use testlab::wait::{COUNT_DEADLINE, wait_for_count};
 use traffic_counter_capture::groups::{Group, GroupTotals};
 use traffic_counter_capture::{Capture, CaptureConfig};
 
@@ -57,6 +58,8 @@ fn groups_are_exact_while_the_talker_table_evicts() {
     let mut config = CaptureConfig::new(CAPTURE_IF);
     config.workers = 2;
     config.max_talkers = 16;
+    // Publish often, so that waiting for the counts costs little.
+    config.tick = Duration::from_millis(50);
     config.groups = specs
         .iter()
         .map(|(name, prefixes)| format!("{name}={}", prefixes.join(",")).parse::<Group>())
@@ -66,7 +69,19 @@ fn groups_are_exact_while_the_talker_table_evicts() {
         .in_capture_ns(|| Capture::start(&config, None))
         .expect("capture starts");
     lab.send(&corpus.frames);
-    std::thread::sleep(Duration::from_millis(50));
+    let feed = capture.feed();
+    wait_for_count(
+        "frames read from the rings",
+        COUNT_DEADLINE,
+        corpus.frame_count(),
+        || {
+            feed.borrow()
+                .snapshot
+                .as_ref()
+                .map_or(0, |s| s.workers.iter().map(|w| w.packets).sum())
+        },
+    )
+    .unwrap();
     let finished = capture.stop().expect("capture stops");
     let snap = &finished.snapshot;
     assert_eq!(snap.totals.packets, corpus.packets);

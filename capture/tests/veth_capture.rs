@@ -9,43 +9,49 @@ use std::time::{Duration, Instant};
 use testlab::Lab;
 use testlab::corpus::{self, Corpus};
 use testlab::netns::CAPTURE_IF;
+use testlab::wait::{COUNT_DEADLINE, wait_for, wait_for_count};
 use traffic_counter_capture::snapshot::Snapshot;
-use traffic_counter_capture::{Capture, CaptureConfig, CaptureError, FanoutMode, Feed, Latest};
+use traffic_counter_capture::{Capture, CaptureConfig, CaptureError, FanoutMode, Feed};
 
 fn config(workers: usize) -> CaptureConfig {
     let mut c = CaptureConfig::new(CAPTURE_IF);
     c.workers = workers;
     c.flows = true;
+    // Publish often, so that waiting for the counts costs little.
+    c.tick = Duration::from_millis(50);
     c
 }
 
-/// Starts capture in the lab, sends `corpus`, gives the kernel a moment, stops, returns the
-/// final snapshot.
+/// Frames the workers have read from their rings, as of the newest published snapshot.
+fn frames_read(feed: &Feed) -> u64 {
+    feed.borrow()
+        .snapshot
+        .as_ref()
+        .map_or(0, |s| s.workers.iter().map(|w| w.packets).sum())
+}
+
+/// Waits until the capture behind `feed` has read all of `corpus`'s frames from its rings.
+fn wait_for_corpus(feed: &Feed, corpus: &Corpus) {
+    wait_for_count(
+        "frames read from the rings",
+        COUNT_DEADLINE,
+        corpus.frame_count(),
+        || frames_read(feed),
+    )
+    .unwrap();
+}
+
+/// Starts capture in the lab, sends `corpus`, waits until every frame has been read, stops,
+/// returns the final snapshot.
 fn capture(lab: &Lab, config: &CaptureConfig, corpus: &Corpus) -> Snapshot {
     let capture = lab
         .in_capture_ns(|| Capture::start(config, None))
         .expect("capture starts");
     lab.send(&corpus.frames);
-    std::thread::sleep(Duration::from_millis(50));
+    wait_for_corpus(&capture.feed(), corpus);
     let finished = capture.stop().expect("capture stops");
     assert!(finished.error.is_none(), "{:?}", finished.error);
     (*finished.snapshot).clone()
-}
-
-/// Polls the feed until `pick` finds what it wants, for at most `limit`.
-fn wait_for<T>(
-    feed: &Feed,
-    limit: Duration,
-    mut pick: impl FnMut(&Latest) -> Option<T>,
-) -> Option<T> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if let Some(found) = pick(&feed.borrow()) {
-            return Some(found);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    None
 }
 
 fn assert_counts(snap: &Snapshot, corpus: &Corpus) {
@@ -167,8 +173,8 @@ fn two_captures_on_one_interface_do_not_share_a_group() {
     });
     assert_ne!(first.fanout().group, second.fanout().group);
     lab.send(&corpus.frames);
-    std::thread::sleep(Duration::from_millis(50));
     for capture in [first, second] {
+        wait_for_corpus(&capture.feed(), &corpus);
         let finished = capture.stop().expect("stops");
         assert_counts(&finished.snapshot, &corpus);
     }
@@ -231,15 +237,23 @@ fn snapshots_are_published_every_tick_while_capturing() {
     let feed = capture.feed();
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
-    let snap = wait_for(&feed, Duration::from_secs(5), |latest| {
-        latest
-            .snapshot
-            .clone()
-            .filter(|s| s.totals.packets == corpus.packets)
-    })
-    .expect("a published snapshot shows every packet");
+    // The first published snapshot that shows every packet (read, not awaited: its rates are
+    // those of the windows that saw the traffic).
+    let mut newest = None;
+    wait_for_count(
+        "packets in a published snapshot",
+        COUNT_DEADLINE,
+        corpus.packets,
+        || {
+            newest = feed.borrow().snapshot.clone();
+            newest.as_ref().map_or(0, |s| s.totals.packets)
+        },
+    )
+    .unwrap();
+    let snap = newest.unwrap();
+    assert_eq!(snap.totals.packets, corpus.packets);
     // Published while running, with rates over the windows covered so far.
-    assert!(snap.duration < Duration::from_secs(5));
+    assert!(snap.duration < COUNT_DEADLINE + Duration::from_secs(1));
     let expected_rate = corpus.bytes as f64 / (f64::from(snap.tick + 1) * 0.2);
     assert!(snap.totals.bytes_per_sec.get(2) > 0.0);
     assert!(
@@ -259,13 +273,17 @@ fn a_vanishing_interface_fails_the_capture_promptly() {
     let feed = capture.feed();
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
-    std::thread::sleep(Duration::from_millis(50));
+    wait_for_corpus(&feed, &corpus);
     let deleted = Instant::now();
     lab.delete_capture_interface();
-    let failure = wait_for(&feed, Duration::from_secs(2), |latest| {
-        latest.failure.clone()
-    })
-    .expect("a failure within 2 s");
+    let failure = wait_for(
+        "the capture to report the interface's removal",
+        COUNT_DEADLINE,
+        || feed.borrow().failure.clone(),
+        Option::is_some,
+    )
+    .unwrap()
+    .unwrap();
     assert!(
         deleted.elapsed() < Duration::from_secs(2),
         "took {:?}",
@@ -332,6 +350,8 @@ fn frames_arriving_while_the_group_assembles_are_never_counted_twice() {
                     let frame = Frame::ip(unique_source(i), server, L4::Udp(4000, 53), 0);
                     sock.send(&frame.bytes);
                     i += 1;
+                    // Pacing, not waiting: a bounded rate keeps the receive backlog from
+                    // overflowing, and no counter says when there is room again.
                     if i.is_multiple_of(64) {
                         std::thread::sleep(Duration::from_micros(100));
                     }
@@ -344,7 +364,19 @@ fn frames_arriving_while_the_group_assembles_are_never_counted_twice() {
             let capture = lab
                 .in_capture_ns(|| Capture::start(&cfg, None))
                 .expect("capture starts");
-            std::thread::sleep(Duration::from_millis(30));
+            let feed = capture.feed();
+            wait_for(
+                "a snapshot counting frames while the group is live",
+                COUNT_DEADLINE,
+                || {
+                    feed.borrow()
+                        .snapshot
+                        .as_ref()
+                        .map_or(0, |s| s.totals.packets)
+                },
+                |&n| n > 0,
+            )
+            .unwrap();
             let finished = capture.stop().expect("capture stops");
             assert!(finished.error.is_none(), "{:?}", finished.error);
             snapshots.push(finished.snapshot);

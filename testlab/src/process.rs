@@ -6,6 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::wait::wait_for;
+
 /// A running program whose stderr lines arrive on a channel.
 pub struct Running {
     child: Child,
@@ -75,16 +77,20 @@ impl Running {
         (status.code(), stdout, stderr)
     }
 
-    /// Waits for exit within `limit`; returns the status code and the elapsed time.
+    /// Waits for exit within `limit`; returns the status code (-1 if killed by a signal) and
+    /// the elapsed time.
     pub fn wait(mut self, limit: Duration) -> (i32, Duration) {
         let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status.code().unwrap_or(-1), started.elapsed());
-            }
-            assert!(started.elapsed() < limit, "still running after {limit:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let pid = self.child.id();
+        let status = wait_for(
+            &format!("process {pid} to exit"),
+            limit,
+            || self.child.try_wait().unwrap(),
+            Option::is_some,
+        )
+        .unwrap()
+        .unwrap();
+        (status.code().unwrap_or(-1), started.elapsed())
     }
 }
 
