@@ -54,7 +54,7 @@ fn groups(c: &mut Criterion) {
                 for _ in 0..BATCH {
                     let src = addrs[offset % ADDRESSES];
                     let dst = addrs[(offset * 7 + 3) % ADDRESSES];
-                    counts.count(black_box(src), black_box(dst), 100);
+                    counts.count(black_box(src), black_box(dst), 1, 100);
                     offset += 1;
                 }
             });

@@ -155,6 +155,8 @@ fn fill(tallies: &mut [Tally], next_key: &mut u64) {
                 ports: Some(((k as u16) | 1024, 53)),
                 vlan: None,
                 tags: 0,
+                segments: 1,
+                bytes: 100,
             };
             tally.count(&packet, 100, k);
         }

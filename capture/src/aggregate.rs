@@ -379,6 +379,8 @@ mod tests {
             ports: Some((sport, dport)),
             vlan: None,
             tags: 0,
+            segments: 1,
+            bytes: 0,
         }
     }
 

@@ -35,6 +35,7 @@ pub(crate) struct Setup {
     pub(crate) tick: Duration,
     pub(crate) filter: Option<Arc<dyn PacketFilter>>,
     pub(crate) groups: Vec<GroupTotals>,
+    pub(crate) link: crate::iface::LinkInfo,
 }
 
 /// What the aggregator knows of one worker.
@@ -217,6 +218,7 @@ impl Aggregator {
                     rejects: f.rejects(),
                 }),
             fanout: self.setup.fanout,
+            link: self.setup.link,
             ring: self.setup.ring,
             max_talkers: self.setup.max_talkers,
             max_flows: self.setup.max_flows,

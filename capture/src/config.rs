@@ -57,8 +57,6 @@ impl FanoutMode {
 pub struct FanoutConfig {
     /// How frames are spread.
     pub mode: FanoutMode,
-    /// `PACKET_FANOUT_FLAG_DEFRAG`: reassemble IP fragments before choosing a socket.
-    pub defrag: bool,
     /// `PACKET_FANOUT_FLAG_ROLLOVER`: spill to another socket when the chosen ring is full.
     pub rollover: bool,
     /// A fixed group id; `None` lets the kernel pick a unique one.

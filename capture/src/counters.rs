@@ -215,6 +215,8 @@ pub const BATCH: usize = 32;
 struct Pending {
     key: FlowKey,
     dir: Direction,
+    /// Packets on the wire: 1, or a super-frame's segments.
+    packets: u32,
     hash: u64,
     bytes: u64,
     ts_ns: u64,
@@ -260,7 +262,8 @@ impl Tally {
     /// Counts one parsed packet of `bytes` on the wire, seen at `ts_ns`, at once.
     #[inline]
     pub fn count(&mut self, packet: &Packet, bytes: u64, ts_ns: u64) {
-        self.groups.count(packet.src, packet.dst, bytes);
+        self.groups
+            .count(packet.src, packet.dst, packet.segments, bytes);
         let pending = self.pending_of(packet, bytes, ts_ns);
         self.apply(pending);
     }
@@ -269,7 +272,8 @@ impl Tally {
     /// queue once it holds [`BATCH`] packets. Call [`Self::flush`] before reading the tally.
     #[inline]
     pub fn push(&mut self, packet: &Packet, bytes: u64, ts_ns: u64) {
-        self.groups.count(packet.src, packet.dst, bytes);
+        self.groups
+            .count(packet.src, packet.dst, packet.segments, bytes);
         let pending = self.pending_of(packet, bytes, ts_ns);
         self.conversations.prefetch_index(pending.hash);
         if let Some(slot) = self.pending.get_mut(self.queued) {
@@ -306,6 +310,7 @@ impl Tally {
         Pending {
             key,
             dir,
+            packets: packet.segments,
             hash: self.conversations.hash(&key),
             bytes,
             ts_ns,
@@ -314,7 +319,7 @@ impl Tally {
 
     #[inline]
     fn apply(&mut self, p: Pending) {
-        self.packets += 1;
+        self.packets += u64::from(p.packets);
         self.bytes += p.bytes;
         let spilled = &mut self.spilled;
         let delta = self.conversations.upsert_hashed(
@@ -334,7 +339,7 @@ impl Tally {
                 }
             },
         );
-        delta.packets[p.dir.index()] += 1;
+        delta.packets[p.dir.index()] += u64::from(p.packets);
         delta.bytes[p.dir.index()] += p.bytes;
         delta.last_ns = delta.last_ns.max(p.ts_ns);
     }
@@ -415,6 +420,8 @@ mod tests {
             ports: Some((sport, dport)),
             vlan: None,
             tags: 0,
+            segments: 1,
+            bytes: 0,
         }
     }
 

@@ -14,7 +14,9 @@ use crate::config::{CaptureConfig, RingGeometry};
 use crate::counters::{Tally, tally_capacity};
 use crate::feed::{Feed, Publisher};
 use crate::groups::{GroupCounts, GroupSet, GroupTotals};
-use crate::ring::{Ring, interface_index};
+use crate::iface::LinkInfo;
+use crate::parse::LinkKind;
+use crate::ring::{Ring, interface_index, vnet_hdr_supported};
 use crate::snapshot::{FanoutInfo, Snapshot};
 use crate::stats::{RingCounters, WorkerStats};
 use crate::worker::{Counting, Signals, Worker};
@@ -50,6 +52,7 @@ pub struct Opened {
     geometry: RingGeometry,
     groups: Arc<GroupSet>,
     fanout: FanoutInfo,
+    link: LinkInfo,
 }
 
 impl Opened {
@@ -68,6 +71,7 @@ impl Opened {
             geometry,
             groups,
             fanout,
+            link,
         } = self;
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Arc::new(AtomicU64::new(0));
@@ -80,10 +84,10 @@ impl Opened {
             &config,
             rings,
             ifindex,
-            geometry,
             &signals,
             &to_aggregator,
             &groups,
+            link,
         )?;
         drop(to_aggregator);
         drop(signals);
@@ -98,6 +102,7 @@ impl Opened {
             tick: config.tick,
             filter,
             groups: GroupTotals::for_set(&groups),
+            link,
         };
         let publisher = Publisher::new();
         let feed = publisher.subscribe();
@@ -157,6 +162,7 @@ impl Capture {
                 name: config.interface.clone(),
                 available: iface::interface_names(),
             })?;
+        let link = check_link(&config.interface, filter.as_deref())?;
         let groups = Arc::new(GroupSet::new(&config.groups)?);
         let speed = iface::link_speed_mbps(&config.interface);
         let geometry = RingGeometry::resolve(config.ring, speed, config.workers)?;
@@ -176,7 +182,6 @@ impl Capture {
         let fanout = FanoutInfo {
             mode: config.fanout.mode,
             group,
-            defrag: config.fanout.defrag,
             rollover: config.fanout.rollover,
         };
         Ok(Opened {
@@ -187,6 +192,7 @@ impl Capture {
             geometry,
             groups,
             fanout,
+            link,
         })
     }
 
@@ -224,10 +230,10 @@ fn spawn_workers(
     config: &CaptureConfig,
     rings: Vec<Ring>,
     ifindex: u32,
-    geometry: RingGeometry,
     signals: &Signals,
     to_aggregator: &mpsc::Sender<crate::worker::Message>,
     groups: &Arc<GroupSet>,
+    link: LinkInfo,
 ) -> Result<(Vec<JoinHandle<()>>, Vec<WorkerSlot>), CaptureError> {
     let bound = if config.flows {
         config.max_flows
@@ -252,11 +258,12 @@ fn spawn_workers(
             ..WorkerStats::default()
         };
         slots.push(WorkerSlot::new(stats, pool_tx));
+        let block_timeout_ms = ring.geometry().block_timeout_ms;
         let worker = Worker {
             source: ring,
             ifindex,
             interface: config.interface.clone(),
-            block_timeout_ms: geometry.block_timeout_ms,
+            block_timeout_ms,
             counting: Counting {
                 stats,
                 ring_counters: RingCounters::default(),
@@ -264,6 +271,7 @@ fn spawn_workers(
                 to_aggregator: to_aggregator.clone(),
                 pool: pool_rx,
                 seen_epoch: 0,
+                link,
             },
         };
         let worker_signals = Signals {
@@ -300,17 +308,15 @@ fn open_rings(
 ) -> Result<(Vec<Ring>, u16), CaptureError> {
     let fanout = config.fanout;
     let mut flags = 0;
-    if fanout.defrag {
-        flags |= libc::PACKET_FANOUT_FLAG_DEFRAG;
-    }
     if fanout.rollover && fanout.mode != crate::config::FanoutMode::Rollover {
         flags |= libc::PACKET_FANOUT_FLAG_ROLLOVER;
     }
     let type_flags = fanout.mode.kernel_type() | flags;
     let mut rings = Vec::with_capacity(config.workers);
     let mut group = fanout.group;
+    let vnet_hdr = vnet_hdr_supported();
     for _ in 0..config.workers {
-        let ring = Ring::open(&config.interface, geometry)?;
+        let ring = Ring::open(&config.interface, geometry, vnet_hdr)?;
         ring.drop_all()?;
         ring.bind(ifindex)?;
         if let Some(id) = group {
@@ -335,6 +341,35 @@ fn open_rings(
         }
     }
     Ok((rings, group.unwrap_or(0)))
+}
+
+/// Checks that the link is up and of a kind capture can parse, and that a filter is only
+/// asked for where its Ethernet offsets hold.
+fn check_link(
+    interface: &str,
+    filter: Option<&dyn PacketFilter>,
+) -> Result<LinkInfo, CaptureError> {
+    let state = iface::link_state(interface).map_err(|source| CaptureError::Socket {
+        operation: "reading the interface's type and flags",
+        interface: interface.to_owned(),
+        source,
+    })?;
+    if !state.up {
+        return Err(CaptureError::InterfaceDown {
+            interface: interface.to_owned(),
+        });
+    }
+    let link = LinkInfo::for_arphrd(state.arphrd).ok_or_else(|| CaptureError::UnsupportedLink {
+        interface: interface.to_owned(),
+        arphrd: state.arphrd,
+    })?;
+    if link.kind == LinkKind::Ip && filter.is_some() {
+        return Err(CaptureError::FilterNeedsEthernet {
+            interface: interface.to_owned(),
+            arphrd: state.arphrd,
+        });
+    }
+    Ok(link)
 }
 
 fn spawn_worker(

@@ -16,6 +16,43 @@ pub enum CaptureError {
         /// The interfaces that do exist, in index order.
         available: Vec<String>,
     },
+    /// The interface is administratively down. Kernels before 6.x refuse to join a fanout
+    /// group on a down link (`EINVAL`), and a capture started there would count nothing until
+    /// someone brings it up; once running, capture survives the link going down and up.
+    #[error(
+        "interface {interface} is down: bring it up first (ip link set {interface} up); \
+         once capture runs, the link may go down and up again and counting resumes"
+    )]
+    InterfaceDown {
+        /// The interface that is down.
+        interface: String,
+    },
+    /// The interface's frames carry a link-layer header capture cannot parse.
+    #[error(
+        "interface {interface} has hardware type {arphrd} (see /sys/class/net/{interface}/type), \
+         whose frames traffic-counter cannot parse; it supports Ethernet-like links (Ethernet, \
+         veth, bridges, bonds, VLANs, loopback) and links without a link-layer header (tun, \
+         WireGuard, ipip, sit, ip6tnl)"
+    )]
+    UnsupportedLink {
+        /// The interface.
+        interface: String,
+        /// Its `ARPHRD_*` type.
+        arphrd: u16,
+    },
+    /// A socket filter was asked for on a link without a link-layer header: the filters read
+    /// Ethernet offsets and would misjudge every frame there.
+    #[error(
+        "interface {interface} has no link-layer header (hardware type {arphrd}), and the \
+         socket filters read Ethernet headers: capture there runs without a filter (--filter \
+         none), so --vlan, --exclude, --allow and the x key are unavailable"
+    )]
+    FilterNeedsEthernet {
+        /// The interface.
+        interface: String,
+        /// Its `ARPHRD_*` type.
+        arphrd: u16,
+    },
     /// No interface was named and none could be chosen.
     #[error("no interface given and none is up besides loopback; name one with -i")]
     NoDefaultInterface,

@@ -265,16 +265,17 @@ impl GroupCounts {
         Self { set, slots }
     }
 
-    /// Counts one packet from `src` to `dst` of `bytes` into every group either side is in.
+    /// Counts `packets` on the wire (1, or a super-frame's segments) from `src` to `dst` of
+    /// `bytes` into every group either side is in.
     #[inline]
-    pub fn count(&mut self, src: Addr, dst: Addr, bytes: u64) {
+    pub fn count(&mut self, src: Addr, dst: Addr, packets: u32, bytes: u64) {
         if self.set.is_empty() {
             return;
         }
         let mut sent = self.set.matches(src);
         while sent != 0 {
             if let Some(slot) = self.slots.get_mut(sent.trailing_zeros() as usize) {
-                slot.packets_sent += 1;
+                slot.packets_sent += u64::from(packets);
                 slot.bytes_sent += bytes;
             }
             sent &= sent - 1;
@@ -282,7 +283,7 @@ impl GroupCounts {
         let mut received = self.set.matches(dst);
         while received != 0 {
             if let Some(slot) = self.slots.get_mut(received.trailing_zeros() as usize) {
-                slot.packets_received += 1;
+                slot.packets_received += u64::from(packets);
                 slot.bytes_received += bytes;
             }
             received &= received - 1;
@@ -413,10 +414,10 @@ mod tests {
         let s = Arc::new(set(&["a=198.18.0.0/24", "b=198.18.1.0/24"]));
         let mut counts = GroupCounts::new(s.clone());
         let cap = counts.slots.capacity();
-        counts.count(addr("198.18.0.1"), addr("198.18.1.1"), 100);
-        counts.count(addr("198.18.1.1"), addr("198.18.0.1"), 60);
-        counts.count(addr("198.18.0.1"), addr("198.18.0.2"), 10);
-        counts.count(addr("198.19.0.1"), addr("2001:db8::1"), 1000);
+        counts.count(addr("198.18.0.1"), addr("198.18.1.1"), 1, 100);
+        counts.count(addr("198.18.1.1"), addr("198.18.0.1"), 1, 60);
+        counts.count(addr("198.18.0.1"), addr("198.18.0.2"), 1, 10);
+        counts.count(addr("198.19.0.1"), addr("2001:db8::1"), 1, 1000);
         assert_eq!(counts.slots.capacity(), cap);
         assert_eq!(
             counts.slots()[0],

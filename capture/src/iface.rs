@@ -1,10 +1,115 @@
-//! Interface facts: which exist, which one carries the default route, how fast a link is.
+//! Interface facts: which exist, which one carries the default route, how fast a link is,
+//! whether it is up and what kind of link-layer header its frames carry.
 //!
 //! Lookups go through the kernel in the calling thread's network namespace (`if_nametoindex`,
-//! `/proc/net/route`), so they agree with the sockets that thread opens.
+//! `ioctl`s on a socket that thread opens, `/proc/net/route`), so they agree with the sockets
+//! that thread opens.
 
 use std::ffi::CStr;
 use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use serde::Serialize;
+
+use crate::parse::LinkKind;
+
+/// How capture treats a link, decided from its hardware type (`ARPHRD_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LinkInfo {
+    /// Where a frame's parsing starts: at an Ethernet header, or at the IP header on links
+    /// that have no link-layer header.
+    #[serde(rename = "type")]
+    pub kind: LinkKind,
+    /// The kernel's hardware type (`/sys/class/net/IF/type`).
+    pub arphrd: u16,
+    /// Loopback hands every packet to packet sockets twice, going out and coming back in; the
+    /// outgoing copy is skipped (as libpcap does), so each packet counts once.
+    #[serde(skip)]
+    pub skip_outgoing: bool,
+}
+
+impl Default for LinkInfo {
+    fn default() -> Self {
+        Self {
+            kind: LinkKind::Ethernet,
+            arphrd: libc::ARPHRD_ETHER,
+            skip_outgoing: false,
+        }
+    }
+}
+
+/// `ARPHRD_SIT`: IPv6-in-IPv4 (sit) tunnels.
+const ARPHRD_SIT: u16 = 776;
+/// `ARPHRD_TUNNEL6`: IPv6 tunnels (ip6tnl).
+const ARPHRD_TUNNEL6: u16 = 769;
+
+impl LinkInfo {
+    /// The treatment of a link of hardware type `arphrd`, or `None` for a type whose frames
+    /// capture cannot parse (it refuses those rather than misparse them).
+    pub fn for_arphrd(arphrd: u16) -> Option<Self> {
+        let kind = match arphrd {
+            libc::ARPHRD_ETHER | libc::ARPHRD_LOOPBACK => LinkKind::Ethernet,
+            // No link-layer header: packet sockets see the IP header first.
+            libc::ARPHRD_NONE | libc::ARPHRD_TUNNEL | ARPHRD_TUNNEL6 | ARPHRD_SIT => LinkKind::Ip,
+            _ => return None,
+        };
+        Some(Self {
+            kind,
+            arphrd,
+            skip_outgoing: arphrd == libc::ARPHRD_LOOPBACK,
+        })
+    }
+}
+
+/// An interface's hardware type and whether it is administratively up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkState {
+    /// `ARPHRD_*`.
+    pub arphrd: u16,
+    /// `IFF_UP`.
+    pub up: bool,
+}
+
+/// Reads an interface's hardware type and up flag (`SIOCGIFHWADDR`, `SIOCGIFFLAGS`).
+pub fn link_state(name: &str) -> io::Result<LinkState> {
+    // SAFETY: plain socket(2) call; the descriptor is owned below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain data; all-zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.len() >= req.ifr_name.len() || bytes.contains(&0) {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    for (dst, &src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = src as libc::c_char;
+    }
+    let ioctl = |request: libc::c_ulong, req: &mut libc::ifreq| {
+        // SAFETY: `req` is a valid ifreq that outlives the call; both requests only write
+        // into it.
+        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), request as _, &raw mut *req) };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    ioctl(libc::SIOCGIFHWADDR, &mut req)?;
+    // SAFETY: SIOCGIFHWADDR filled in the hwaddr member of the union.
+    let arphrd = unsafe { req.ifr_ifru.ifru_hwaddr.sa_family };
+    ioctl(libc::SIOCGIFFLAGS, &mut req)?;
+    // SAFETY: SIOCGIFFLAGS filled in the flags member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    Ok(LinkState {
+        arphrd,
+        up: i32::from(flags) & libc::IFF_UP != 0,
+    })
+}
 
 /// Names of every interface in this namespace, in index order.
 pub fn interface_names() -> Vec<String> {
@@ -88,6 +193,32 @@ mod tests {
             eth0\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n";
         assert_eq!(default_route_interface(table).as_deref(), Some("eth0"));
         assert_eq!(default_route_interface("Iface\tDestination\n"), None);
+    }
+
+    #[test]
+    fn link_kinds_follow_the_hardware_type() {
+        let ether = LinkInfo::for_arphrd(libc::ARPHRD_ETHER).unwrap();
+        assert_eq!(
+            (ether.kind, ether.skip_outgoing),
+            (LinkKind::Ethernet, false)
+        );
+        let lo = LinkInfo::for_arphrd(libc::ARPHRD_LOOPBACK).unwrap();
+        assert_eq!((lo.kind, lo.skip_outgoing), (LinkKind::Ethernet, true));
+        for l3 in [libc::ARPHRD_NONE, libc::ARPHRD_TUNNEL, 769, 776] {
+            assert_eq!(LinkInfo::for_arphrd(l3).unwrap().kind, LinkKind::Ip, "{l3}");
+        }
+        // IP GRE (its "link-layer header" is the outer IP and GRE headers), InfiniBand,
+        // 802.11 radiotap, CAN: refused, never misparsed.
+        for other in [778, 32, 803, 280] {
+            assert_eq!(LinkInfo::for_arphrd(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn loopback_state_is_read_from_the_kernel() {
+        let lo = link_state("lo").unwrap();
+        assert_eq!(lo.arphrd, libc::ARPHRD_LOOPBACK);
+        assert!(link_state("nope-not-here0").is_err());
     }
 
     #[test]

@@ -37,4 +37,5 @@ pub use feed::{Feed, Latest};
 pub use filter::PacketFilter;
 #[doc(hidden)]
 pub use ring::walk_block;
+pub use ring::{Frame as RingFrame, FrameWalker, Walked};
 pub use snapshot::Snapshot;

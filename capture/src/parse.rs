@@ -1,8 +1,11 @@
-//! Zero-copy parsing of one captured Ethernet frame into what the counters need.
+//! Zero-copy parsing of one captured frame into what the counters need.
 //!
 //! Every read is bounds-checked against the captured bytes, nothing allocates, and no input can
 //! panic: a frame that is not IP, is cut short, or has an impossible header comes back as a
-//! [`ParseError`] so it is counted per reason and never as traffic.
+//! [`ParseError`] so it is counted per reason and never as traffic. Frames come from an
+//! Ethernet-like link ([`parse_frame`]) or from a link without a link-layer header
+//! ([`parse_link_frame`] with [`LinkKind::Ip`]); a GRO/GSO super-frame is counted as the
+//! packets it stands for on the wire ([`gso`]).
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -130,6 +133,17 @@ pub struct OffloadedTag {
     pub tci: u16,
 }
 
+/// How a link's frames start, which decides where parsing begins.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    /// An Ethernet header first (Ethernet, veth, bridges, bonds, VLANs, loopback).
+    #[default]
+    Ethernet,
+    /// The IP header first: links with no link-layer header (tun, WireGuard, ipip, sit).
+    Ip,
+}
+
 /// What one captured frame says, borrowed from nothing: all fields are copies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packet {
@@ -145,9 +159,14 @@ pub struct Packet {
     pub vlan: Option<u16>,
     /// VLAN tags the frame carried, offloaded and in-band.
     pub tags: u8,
+    /// Packets on the wire the frame stands for: 1, or a GRO/GSO super-frame's segments.
+    pub segments: u32,
+    /// Their bytes on the wire: the frame's length plus an offloaded tag, and for a
+    /// super-frame the headers each further segment repeats.
+    pub bytes: u64,
 }
 
-/// Parses one Ethernet frame.
+/// Parses one Ethernet frame that is not a super-frame.
 ///
 /// `data` is the captured bytes starting at the MAC header, `wire_len` the frame's length on
 /// the wire as the kernel reports it (`tp_len`, which excludes an offloaded tag), and
@@ -157,6 +176,65 @@ pub fn parse_frame(
     wire_len: u32,
     offloaded: Option<OffloadedTag>,
 ) -> Result<Packet, ParseError> {
+    parse_link_frame(LinkKind::Ethernet, data, wire_len, offloaded, None)
+}
+
+/// Parses one frame from a link of kind `link`.
+///
+/// As [`parse_frame`], plus `gso`, what the kernel said about a GRO/GSO super-frame. On a
+/// [`LinkKind::Ip`] link `data` starts at the IP header and `offloaded` is ignored.
+#[inline]
+pub fn parse_link_frame(
+    link: LinkKind,
+    data: &[u8],
+    wire_len: u32,
+    offloaded: Option<OffloadedTag>,
+    gso: Option<Gso>,
+) -> Result<Packet, ParseError> {
+    let (ethertype, offset, vlan, tags) = match link {
+        LinkKind::Ethernet => ethernet(data, offloaded)?,
+        LinkKind::Ip => match data.first().map(|b| b >> 4) {
+            Some(4) => (ETH_P_IPV4, 0, None, 0),
+            Some(6) => (ETH_P_IPV6, 0, None, 0),
+            Some(_) => return Err(ParseError::NonIp),
+            None => return Err(ParseError::Truncated),
+        },
+    };
+    // The IP packet may not extend past the frame on the wire.
+    let wire_rest = (wire_len as usize).saturating_sub(offset);
+    let l3 = data.get(offset..).ok_or(ParseError::Truncated)?;
+    let ip = match ethertype {
+        ETH_P_IPV4 => parse_ipv4(l3, wire_rest, gso.is_some())?,
+        ETH_P_IPV6 => parse_ipv6(l3, wire_rest)?,
+        _ => return Err(ParseError::NonIp),
+    };
+    let tag_bytes = match (link, offloaded) {
+        (LinkKind::Ethernet, Some(_)) => u64::from(VLAN_TAG_LEN),
+        _ => 0,
+    };
+    let (segments, bytes) = match gso {
+        None => (1, u64::from(wire_len) + tag_bytes),
+        Some(gso) => gso::segments(gso, &ip, l3, offset, wire_len, tag_bytes),
+    };
+    Ok(Packet {
+        src: ip.src,
+        dst: ip.dst,
+        proto: ip.proto,
+        ports: ip.ports,
+        vlan,
+        tags,
+        segments,
+        bytes,
+    })
+}
+
+/// Reads the Ethernet header and in-band tags: the `EtherType` inside them, where the IP
+/// header starts, the outermost VLAN id and the number of tags.
+#[inline]
+fn ethernet(
+    data: &[u8],
+    offloaded: Option<OffloadedTag>,
+) -> Result<(u16, usize, Option<u16>, u8), ParseError> {
     let mut ethertype = read_u16(data, 12).ok_or(ParseError::Truncated)?;
     let mut offset = ETH_HEADER_LEN;
     let mut vlan = offloaded.map(|tag| tag.tci & 0x0fff);
@@ -173,27 +251,23 @@ pub fn parse_frame(
         inband += 1;
         tags += 1;
     }
-    // The IP packet may not extend past the frame on the wire.
-    let wire_rest = (wire_len as usize).saturating_sub(offset);
-    let l3 = data.get(offset..).ok_or(ParseError::Truncated)?;
-    let (src, dst, proto, ports) = match ethertype {
-        ETH_P_IPV4 => parse_ipv4(l3, wire_rest)?,
-        ETH_P_IPV6 => parse_ipv6(l3, wire_rest)?,
-        _ => return Err(ParseError::NonIp),
-    };
-    Ok(Packet {
-        src,
-        dst,
-        proto,
-        ports,
-        vlan,
-        tags,
-    })
+    Ok((ethertype, offset, vlan, tags))
 }
 
-type L3 = (Addr, Addr, u8, Option<(u16, u16)>);
+/// What the IP layer of a packet says.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ip {
+    src: Addr,
+    dst: Addr,
+    proto: u8,
+    ports: Option<(u16, u16)>,
+    /// Where the transport header starts, from the IP header; `None` in a later fragment.
+    l4: Option<usize>,
+}
 
-fn parse_ipv4(ip: &[u8], wire_rest: usize) -> Result<L3, ParseError> {
+/// Parses an IPv4 header. A total length of 0 is taken from the frame when the kernel says
+/// the frame is a super-frame (`gso`): IPv4 BIG TCP writes 0 once a packet passes 64 KiB.
+fn parse_ipv4(ip: &[u8], wire_rest: usize, gso: bool) -> Result<Ip, ParseError> {
     let header: &[u8; 20] = ip
         .get(..20)
         .and_then(|h| h.try_into().ok())
@@ -202,7 +276,10 @@ fn parse_ipv4(ip: &[u8], wire_rest: usize) -> Result<L3, ParseError> {
         return Err(ParseError::BadHeader);
     }
     let ihl = usize::from(header[0] & 0x0f) * 4;
-    let total_len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let mut total_len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    if total_len == 0 && gso {
+        total_len = wire_rest;
+    }
     if ihl < 20 || total_len < ihl {
         return Err(ParseError::BadHeader);
     }
@@ -213,15 +290,21 @@ fn parse_ipv4(ip: &[u8], wire_rest: usize) -> Result<L3, ParseError> {
     let proto = header[9];
     let src = Addr::v4([header[12], header[13], header[14], header[15]]);
     let dst = Addr::v4([header[16], header[17], header[18], header[19]]);
-    let ports = if fragment_offset == 0 {
-        read_ports(ip, ihl, total_len, proto)?
+    let (ports, l4) = if fragment_offset == 0 {
+        (read_ports(ip, ihl, total_len, proto)?, Some(ihl))
     } else {
-        None
+        (None, None)
     };
-    Ok((src, dst, proto, ports))
+    Ok(Ip {
+        src,
+        dst,
+        proto,
+        ports,
+        l4,
+    })
 }
 
-fn parse_ipv6(ip: &[u8], wire_rest: usize) -> Result<L3, ParseError> {
+fn parse_ipv6(ip: &[u8], wire_rest: usize) -> Result<Ip, ParseError> {
     let header: &[u8; 40] = ip
         .get(..40)
         .and_then(|h| h.try_into().ok())
@@ -230,7 +313,8 @@ fn parse_ipv6(ip: &[u8], wire_rest: usize) -> Result<L3, ParseError> {
         return Err(ParseError::BadHeader);
     }
     let payload_len = usize::from(u16::from_be_bytes([header[4], header[5]]));
-    // A zero payload length means a jumbogram; its real length is the frame's.
+    // A zero payload length means a jumbogram (or IPv6 BIG TCP); its real length is the
+    // frame's.
     let end = if payload_len == 0 {
         wire_rest
     } else {
@@ -243,7 +327,6 @@ fn parse_ipv6(ip: &[u8], wire_rest: usize) -> Result<L3, ParseError> {
     let dst = ipv6_at(header, 24);
     let mut next = header[6];
     let mut offset = 40;
-    let mut first_fragment = true;
     for _ in 0..=MAX_IPV6_EXTENSIONS {
         let len = match next {
             IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS => {
@@ -256,17 +339,33 @@ fn parse_ipv6(ip: &[u8], wire_rest: usize) -> Result<L3, ParseError> {
             }
             IPV6_FRAGMENT => {
                 let ext = ip.get(offset..offset + 8).ok_or(ParseError::Truncated)?;
+                if offset + 8 > end {
+                    return Err(ParseError::Truncated);
+                }
                 let fragment_offset = u16::from_be_bytes([ext[2], ext[3]]) >> 3;
-                first_fragment = fragment_offset == 0;
+                if fragment_offset != 0 {
+                    // A later fragment: what follows is the middle of the fragmentable part,
+                    // not the header `ext[0]` names, so the walk stops here. The protocol is
+                    // that next header (an extension header's number when one opened the
+                    // fragmentable part), with no ports.
+                    return Ok(Ip {
+                        src,
+                        dst,
+                        proto: ext[0],
+                        ports: None,
+                        l4: None,
+                    });
+                }
                 8
             }
             upper => {
-                let ports = if first_fragment {
-                    read_ports(ip, offset, end, upper)?
-                } else {
-                    None
-                };
-                return Ok((src, dst, upper, ports));
+                return Ok(Ip {
+                    src,
+                    dst,
+                    proto: upper,
+                    ports: read_ports(ip, offset, end, upper)?,
+                    l4: Some(offset),
+                });
             }
         };
         if offset + len > end {
@@ -311,6 +410,10 @@ fn read_u16(data: &[u8], at: usize) -> Option<u16> {
     let bytes = data.get(at..at.checked_add(2)?)?;
     Some(u16::from_be_bytes([bytes[0], bytes[1]]))
 }
+
+mod gso;
+
+pub use gso::{Gso, GsoKind};
 
 #[cfg(test)]
 mod tests;

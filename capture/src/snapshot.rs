@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Serialize, Serializer};
 
 use crate::config::{FanoutMode, RingGeometry};
+use crate::iface::LinkInfo;
 use crate::parse::proto;
 use crate::stats::{ParseErrors, WorkerStats};
 
@@ -240,8 +241,6 @@ pub struct FanoutInfo {
     pub mode: FanoutMode,
     /// The group id in use.
     pub group: u16,
-    /// Whether fragments are reassembled before spreading.
-    pub defrag: bool,
     /// Whether full rings spill over.
     pub rollover: bool,
 }
@@ -272,6 +271,8 @@ pub struct Snapshot {
     pub filter: FilterStatus,
     /// The fanout group.
     pub fanout: FanoutInfo,
+    /// The link's kind, which decides where parsing starts.
+    pub link: LinkInfo,
     /// Each worker's ring geometry.
     pub ring: RingGeometry,
     /// Bound on the talker table.
@@ -308,6 +309,7 @@ impl Snapshot {
             parse_errors: self.parse_errors,
             filter: self.filter,
             fanout: self.fanout,
+            link: self.link,
             ring: self.ring,
             max_talkers: self.max_talkers,
             max_flows: self.max_flows,
@@ -340,9 +342,9 @@ pub(crate) mod tests {
             fanout: FanoutInfo {
                 mode: FanoutMode::Hash,
                 group: 0,
-                defrag: false,
                 rollover: false,
             },
+            link: LinkInfo::default(),
             ring: RingGeometry {
                 block_size: 1 << 20,
                 block_count: 8,

@@ -66,10 +66,19 @@ pub struct WorkerStats {
     pub id: usize,
     /// The CPU it is pinned to.
     pub cpu: usize,
-    /// Frames it read from its ring, IP or not.
+    /// Packets it read from its ring, IP or not; a GRO/GSO super-frame counts as the packets
+    /// it stands for on the wire.
     pub packets: u64,
     /// Their bytes on the wire.
     pub bytes: u64,
+    /// GRO/GSO super-frames among them (each counted as its segments in `packets`).
+    pub super_frames: u64,
+    /// Ring blocks whose frame headers or offsets ran past the block.
+    pub corrupt_blocks: u64,
+    /// Frames those blocks announced that could not be read (not in `packets`).
+    pub unreadable_frames: u64,
+    /// Times its socket reported the link down (`ENETDOWN`); counting resumes when it is up.
+    pub link_down: u64,
     /// Frames the kernel dropped because its ring was full.
     pub ring_drops: u64,
     /// Times its ring's queue froze.

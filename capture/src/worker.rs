@@ -14,9 +14,9 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 
 use crate::CaptureError;
 use crate::counters::Tally;
-use crate::iface;
-use crate::parse::{VLAN_TAG_LEN, parse_frame};
-use crate::ring::{Frame, Ring, Wait};
+use crate::iface::{self, LinkInfo};
+use crate::parse::{VLAN_TAG_LEN, parse_link_frame};
+use crate::ring::{Frame, Ring, Wait, Walked};
 use crate::stats::{RingCounters, WorkerStats};
 
 /// How long a worker blocks in `poll` before checking for stop and new ticks.
@@ -30,8 +30,8 @@ pub(crate) trait FrameSource {
     /// Waits up to `timeout_ms` for a ready block.
     fn wait(&self, timeout_ms: i32) -> Wait;
     /// Hands every frame of the next ready block to `each`, then releases the block; returns
-    /// false when no block is ready.
-    fn next_block(&mut self, each: impl FnMut(Frame<'_>)) -> bool;
+    /// how the walk ended, or `None` when no block is ready.
+    fn next_block(&mut self, each: impl FnMut(Frame<'_>)) -> Option<Walked>;
     /// Reads, and thereby resets, the kernel's drop and freeze counters.
     fn take_stats(&self) -> Result<libc::tpacket_stats_v3, CaptureError>;
     /// Blocks in the ring: one lap.
@@ -44,14 +44,12 @@ impl FrameSource for Ring {
     }
 
     #[inline]
-    fn next_block(&mut self, mut each: impl FnMut(Frame<'_>)) -> bool {
-        let Some(mut block) = Ring::next_block(self) else {
-            return false;
-        };
+    fn next_block(&mut self, mut each: impl FnMut(Frame<'_>)) -> Option<Walked> {
+        let mut block = Ring::next_block(self)?;
         while let Some(frame) = block.next_frame() {
             each(frame);
         }
-        true
+        Some(block.walked())
     }
 
     fn take_stats(&self) -> Result<libc::tpacket_stats_v3, CaptureError> {
@@ -95,6 +93,8 @@ pub(crate) struct Counting {
     pub(crate) to_aggregator: Sender<Message>,
     pub(crate) pool: Receiver<Box<Tally>>,
     pub(crate) seen_epoch: u64,
+    /// How the link's frames are parsed, and whether its outgoing copies are skipped.
+    pub(crate) link: LinkInfo,
 }
 
 /// A worker: its frame source plus its counting state.
@@ -173,10 +173,10 @@ impl<S: FrameSource> Worker<S> {
                 }
                 self.check_epoch(signals)?;
                 let c = &mut self.counting;
-                if !self.source.next_block(|frame| c.count(frame)) {
+                let Some(walked) = self.source.next_block(|frame| c.count(frame)) else {
                     break;
-                }
-                c.tally.flush();
+                };
+                c.block_done(walked);
             }
             match self.source.wait(POLL_MS) {
                 Wait::Ready | Wait::Timeout => {}
@@ -186,7 +186,17 @@ impl<S: FrameSource> Worker<S> {
                             interface: self.interface.clone(),
                         });
                     }
-                    log::warn!("capture socket on {}: {err}", self.interface);
+                    if err.raw_os_error() == Some(libc::ENETDOWN) {
+                        // The kernel takes the socket out of the fanout group while the link
+                        // is down and puts it back when it comes up; counting resumes then.
+                        self.counting.stats.link_down += 1;
+                        log::warn!(
+                            "{} went down; counting resumes when it comes back up",
+                            self.interface
+                        );
+                    } else {
+                        log::warn!("capture socket on {}: {err}", self.interface);
+                    }
                 }
             }
         }
@@ -209,10 +219,10 @@ impl<S: FrameSource> Worker<S> {
         let mut blocks = 0;
         while blocks < max_blocks {
             let c = &mut self.counting;
-            if !self.source.next_block(|frame| c.count(frame)) {
+            let Some(walked) = self.source.next_block(|frame| c.count(frame)) else {
                 break;
-            }
-            c.tally.flush();
+            };
+            c.block_done(walked);
             blocks += 1;
         }
         blocks
@@ -220,16 +230,42 @@ impl<S: FrameSource> Worker<S> {
 }
 
 impl Counting {
-    /// Parses one frame and counts it as traffic or as a parse error.
+    /// Parses one frame and counts it as traffic (a super-frame as the packets it stands
+    /// for) or as a parse error.
     #[inline]
     fn count(&mut self, frame: Frame<'_>) {
-        let bytes =
-            u64::from(frame.wire_len) + frame.offloaded.map_or(0, |_| u64::from(VLAN_TAG_LEN));
-        self.stats.packets += 1;
-        self.stats.bytes += bytes;
-        match parse_frame(frame.data, frame.wire_len, frame.offloaded) {
-            Ok(packet) => self.tally.push(&packet, bytes, frame.ts_ns),
-            Err(error) => self.stats.parse_errors.record(error),
+        if frame.outgoing && self.link.skip_outgoing {
+            return;
+        }
+        match parse_link_frame(
+            self.link.kind,
+            frame.data,
+            frame.wire_len,
+            frame.offloaded,
+            frame.gso,
+        ) {
+            Ok(packet) => {
+                self.stats.packets += u64::from(packet.segments);
+                self.stats.bytes += packet.bytes;
+                self.stats.super_frames += u64::from(packet.segments > 1);
+                self.tally.push(&packet, packet.bytes, frame.ts_ns);
+            }
+            Err(error) => {
+                self.stats.packets += 1;
+                self.stats.bytes += u64::from(frame.wire_len)
+                    + frame.offloaded.map_or(0, |_| u64::from(VLAN_TAG_LEN));
+                self.stats.parse_errors.record(error);
+            }
+        }
+    }
+
+    /// After a block: counts what is queued, and the block if its walk ran past it.
+    #[inline]
+    fn block_done(&mut self, walked: Walked) {
+        self.tally.flush();
+        if walked.unreadable > 0 {
+            self.stats.corrupt_blocks += 1;
+            self.stats.unreadable_frames += u64::from(walked.unreadable);
         }
     }
 

@@ -185,7 +185,6 @@ fn an_explicit_group_id_is_used() {
     let lab = Lab::new("grp");
     let mut cfg = config(2);
     cfg.fanout.group = Some(4242);
-    cfg.fanout.defrag = true;
     cfg.fanout.rollover = true;
     let corpus = corpus::standard();
     let snap = capture(&lab, &cfg, &corpus);

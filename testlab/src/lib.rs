@@ -15,6 +15,7 @@
 pub mod corpus;
 pub mod frames;
 pub mod http;
+pub mod links;
 pub mod netns;
 pub mod process;
 pub mod scratch;

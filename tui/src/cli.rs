@@ -11,6 +11,8 @@ use clap::{Parser, ValueEnum};
 use traffic_counter_capture::affinity::{allowed_cpus, parse_cpu_list};
 use traffic_counter_capture::config::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_TALKERS};
 use traffic_counter_capture::groups::{Group, GroupSet};
+use traffic_counter_capture::iface::{self, LinkInfo};
+use traffic_counter_capture::parse::LinkKind;
 use traffic_counter_capture::{CaptureConfig, FanoutConfig, FanoutMode, RingOptions};
 use traffic_counter_ebpf::{CidrList, FilterMode, FilterRules, VlanList};
 
@@ -41,10 +43,6 @@ pub struct Args {
     /// Fanout group id [default: a unique id chosen by the kernel].
     #[arg(long, value_name = "ID")]
     pub fanout_group: Option<u16>,
-
-    /// Reassemble IP fragments before spreading them (PACKET_FANOUT_FLAG_DEFRAG).
-    #[arg(long)]
-    pub fanout_defrag: bool,
 
     /// Spill to another worker's ring when the chosen one is full (PACKET_FANOUT_FLAG_ROLLOVER).
     #[arg(long)]
@@ -266,6 +264,31 @@ impl Args {
         }
     }
 
+    /// The filter mode to set up on `interface`, and a notice when it is not the one asked for.
+    ///
+    /// On a link without a link-layer header (tun, WireGuard, ipip) the filters, which read
+    /// Ethernet offsets, would misjudge every frame, so `auto` without rules runs without a
+    /// filter there. An explicit filter or rules stay as asked, and capture refuses them with
+    /// a message saying why.
+    pub fn filter_mode(&self, interface: &str) -> (FilterMode, Option<String>) {
+        let headerless = iface::link_state(interface)
+            .ok()
+            .and_then(|state| LinkInfo::for_arphrd(state.arphrd))
+            .is_some_and(|link| link.kind == LinkKind::Ip);
+        if headerless
+            && self.filter == FilterArg::Auto
+            && self.filter_rules() == FilterRules::default()
+        {
+            let notice = format!(
+                "{interface} has no link-layer header and the socket filters read Ethernet \
+                 headers, so capture runs without a filter (the x key is unavailable)"
+            );
+            (FilterMode::None, Some(notice))
+        } else {
+            (self.filter.into(), None)
+        }
+    }
+
     /// The capture configuration these options ask for, on `interface`.
     pub fn capture_config(&self, interface: String) -> CaptureConfig {
         let cpus = self
@@ -278,7 +301,6 @@ impl Args {
         config.cpus = cpus;
         config.fanout = FanoutConfig {
             mode: self.fanout.into(),
-            defrag: self.fanout_defrag,
             rollover: self.fanout_rollover,
             group: self.fanout_group,
         };
@@ -401,6 +423,23 @@ mod tests {
         assert_eq!(args.top, TopRows(Some(1000)));
         let all = Args::try_parse_from(["traffic-counter", "--top", "all"]).unwrap();
         assert_eq!(all.top, TopRows(None));
+    }
+
+    #[test]
+    fn fanout_defrag_is_gone() {
+        // PACKET_FANOUT_FLAG_DEFRAG made the kernel hand over a reassembled datagram as one
+        // packet and swallow incomplete trains, hiding both from the counts (docs/design.md).
+        let err = Args::try_parse_from(["traffic-counter", "--fanout-defrag"]).unwrap_err();
+        assert!(err.to_string().contains("--fanout-defrag"), "{err}");
+    }
+
+    #[test]
+    fn auto_runs_without_a_filter_only_on_headerless_links() {
+        let auto = Args::try_parse_from(["traffic-counter"]).unwrap();
+        // Loopback has an (all-zero) Ethernet header: the filters apply there.
+        assert_eq!(auto.filter_mode("lo"), (FilterMode::Auto, None));
+        let ebpf = Args::try_parse_from(["traffic-counter", "--filter", "ebpf"]).unwrap();
+        assert_eq!(ebpf.filter_mode("lo").0, FilterMode::Ebpf);
     }
 
     #[test]

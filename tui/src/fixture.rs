@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use traffic_counter_capture::config::{FanoutMode, RingGeometry};
+use traffic_counter_capture::iface::LinkInfo;
 use traffic_counter_capture::snapshot::{
     EvictedFlows, EvictedTalkers, FanoutInfo, FilterKind, FilterStatus, Flow, Rejects, Snapshot,
     Talker, Totals, WindowRates,
@@ -65,6 +66,10 @@ pub fn snapshot(talkers: Vec<Talker>, flows: Vec<Flow>) -> Snapshot {
         cpu: id,
         packets: packets / 2 + 3,
         bytes: bytes / 2 + 300,
+        super_frames: 0,
+        corrupt_blocks: 0,
+        unreadable_frames: 0,
+        link_down: 0,
         ring_drops: 0,
         ring_freezes: 0,
         packets_per_sec: packets as f64 / 80.0,
@@ -104,9 +109,9 @@ pub fn snapshot(talkers: Vec<Talker>, flows: Vec<Flow>) -> Snapshot {
         fanout: FanoutInfo {
             mode: FanoutMode::Hash,
             group: 7,
-            defrag: false,
             rollover: false,
         },
+        link: LinkInfo::default(),
         ring: RingGeometry {
             block_size: 1 << 20,
             block_count: 60,

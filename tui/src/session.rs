@@ -38,7 +38,9 @@ impl Session {
     pub async fn start(args: &Args, interface: String) -> anyhow::Result<Self> {
         let stops = Stops::install()?;
         let config = args.capture_config(interface);
-        let filter = traffic_counter_ebpf::select(args.filter.into(), &args.filter_rules())?;
+        let (mode, link_notice) = args.filter_mode(&config.interface);
+        let mut filter = traffic_counter_ebpf::select(mode, &args.filter_rules())?;
+        filter.notice = filter.notice.or(link_notice);
         let (metrics_feed, metrics_rx) = tokio::sync::watch::channel(None);
         let metrics = crate::metrics::start(args, &config.interface, metrics_rx).await?;
         let opened = Capture::open(&config, filter.filter.clone())?;

@@ -227,3 +227,164 @@ fn addresses_round_trip_and_order_within_a_family() {
     assert!(addr("2001:db8::1") < addr("2001:db8::2"));
     assert_ne!(addr("198.18.0.1"), addr("::c612:1"));
 }
+
+#[test]
+fn later_ipv6_fragments_are_not_walked_as_extension_headers() {
+    // The fragment header names a destination options header, which only the first fragment
+    // carries; a later fragment's bytes there are payload. Here they claim a 2 KiB header.
+    let mut later = Frame::ipv6_with_extensions(V6A, V6B, &[44, 60], 3, (11, 22), 40);
+    later.bytes[14 + 40 + 8 + 1] = 255;
+    let p = parse(&later).unwrap();
+    assert_eq!((p.proto, p.ports), (60, None));
+    // IPsec AH in the fragmentable part: the later fragment is counted under AH's number.
+    let mut ah = Frame::ipv6_with_extensions(V6A, V6B, &[44, 60], 1, (11, 22), 40);
+    ah.bytes[14 + 40] = 51;
+    ah.bytes[14 + 40 + 8 + 1] = 200;
+    assert_eq!(parse(&ah).unwrap().proto, 51);
+    // The first fragment is still walked to its transport header.
+    let first = Frame::ipv6_with_extensions(V6A, V6B, &[44, 60], 0, (11, 22), 40);
+    let p = parse(&first).unwrap();
+    assert_eq!((p.proto, p.ports), (proto::UDP, Some((11, 22))));
+    // A fragment header cut short by the packet's own length.
+    let mut cut = Frame::ipv6_with_extensions(V6A, V6B, &[44], 3, (1, 2), 0);
+    cut.bytes[18..20].copy_from_slice(&4u16.to_be_bytes());
+    assert_eq!(parse(&cut), Err(ParseError::Truncated));
+}
+
+/// A TCP frame with `payload` bytes whose TCP header is `tcp_len` bytes (options zeroed).
+fn tcp_frame(src: &str, dst: &str, tcp_len: usize, payload: usize) -> Frame {
+    let mut frame = Frame::ip(ip(src), ip(dst), L4::Tcp(40000, 443), payload);
+    let l4 = if src.contains(':') { 14 + 40 } else { 14 + 20 };
+    frame
+        .bytes
+        .splice(l4 + 20..l4 + 20, vec![1u8; tcp_len - 20]);
+    frame.bytes[l4 + 12] = ((tcp_len / 4) as u8) << 4;
+    let ip_len = frame.bytes.len() - 14;
+    if src.contains(':') {
+        frame.bytes[18..20].copy_from_slice(&((ip_len - 40) as u16).to_be_bytes());
+    } else {
+        frame.bytes[16..18].copy_from_slice(&(ip_len as u16).to_be_bytes());
+    }
+    frame
+}
+
+fn parse_gso(frame: &Frame, gso: Option<Gso>) -> Result<Packet, ParseError> {
+    parse_link_frame(
+        LinkKind::Ethernet,
+        &frame.bytes,
+        frame.bytes.len() as u32,
+        None,
+        gso,
+    )
+}
+
+#[test]
+fn super_frames_count_the_packets_the_wire_carried() {
+    let tcp = Gso::from_virtio(1, 1448);
+    // 10 full segments and one of 52 bytes behind 14 + 20 + 32 bytes of headers.
+    let f = tcp_frame("198.18.0.1", "198.18.0.2", 32, 14_532);
+    let p = parse_gso(&f, tcp).unwrap();
+    assert_eq!(p.segments, 11);
+    assert_eq!(p.bytes, 66 + 14_532 + 10 * 66);
+    assert_eq!(p.ports, Some((40000, 443)));
+    // Exactly one segment's worth is one packet.
+    let one = tcp_frame("198.18.0.1", "198.18.0.2", 32, 1448);
+    assert_eq!(parse_gso(&one, tcp).unwrap().segments, 1);
+    // IPv6: 40-byte header, TCPV6.
+    let v6 = tcp_frame("2001:db8::1", "2001:db8::2", 20, 3000);
+    let p = parse_gso(&v6, Gso::from_virtio(4 | 0x80, 1000)).unwrap();
+    assert_eq!((p.segments, p.bytes), (3, 74 + 3000 + 2 * 74));
+    // UDP GSO: every segment is a datagram with its own 8-byte header.
+    let udp = Frame::ip(ip("198.18.0.1"), ip("198.18.0.2"), L4::Udp(5000, 443), 5000);
+    let p = parse_gso(&udp, Gso::from_virtio(5, 1000)).unwrap();
+    assert_eq!((p.segments, p.bytes), (5, 5042 + 4 * 42));
+    // An offloaded tag rides on every segment.
+    let tagged = parse_link_frame(
+        LinkKind::Ethernet,
+        &udp.bytes,
+        udp.bytes.len() as u32,
+        Some(OffloadedTag { tci: 7 }),
+        Gso::from_virtio(5, 1000),
+    )
+    .unwrap();
+    assert_eq!(tagged.bytes, 5 * 4 + 5042 + 4 * 42);
+    // A plain frame is one packet of its length plus an offloaded tag.
+    let plain = parse_frame(
+        &udp.bytes,
+        udp.bytes.len() as u32,
+        Some(OffloadedTag { tci: 7 }),
+    );
+    assert_eq!(plain.map(|p| (p.segments, p.bytes)), Ok((1, 5046)));
+}
+
+#[test]
+fn super_frames_the_kernel_cannot_size_count_as_one_packet() {
+    let f = tcp_frame("198.18.0.1", "198.18.0.2", 20, 9000);
+    let whole = (1, 9054);
+    let p = parse_gso(&f, Gso::unsized_tcp(true)).unwrap();
+    assert_eq!((p.segments, p.bytes), whole);
+    // TCP segmentation under an outer UDP header: a tunnel's encapsulation (VXLAN, Geneve),
+    // whose inner headers are not parsed.
+    let udp = Frame::ip(
+        ip("198.18.0.1"),
+        ip("198.18.0.2"),
+        L4::Udp(5000, 4789),
+        3000,
+    );
+    let p = parse_gso(&udp, Gso::from_virtio(1, 1448)).unwrap();
+    assert_eq!((p.segments, p.bytes), (1, 3042));
+    // A later IPv4 fragment has no transport header to size segments by.
+    let later = Frame::ipv4_fragment([198, 18, 0, 2], [198, 18, 0, 1], proto::TCP, 2, 3000);
+    assert_eq!(
+        parse_gso(&later, Gso::from_virtio(1, 1000))
+            .unwrap()
+            .segments,
+        1
+    );
+    assert_eq!(Gso::from_virtio(0, 0), None);
+    assert_eq!(Gso::unsized_tcp(false), None);
+}
+
+#[test]
+fn ipv4_big_tcp_takes_its_length_from_the_frame() {
+    // Past 64 KiB, IPv4 BIG TCP writes a total length of 0.
+    let mut big = tcp_frame("198.18.0.1", "198.18.0.2", 20, 60_000);
+    big.bytes.extend(std::iter::repeat_n(0u8, 40_000));
+    big.bytes[16..18].copy_from_slice(&[0, 0]);
+    let tcp = Gso::from_virtio(1, 1460);
+    let p = parse_gso(&big, tcp).unwrap();
+    assert_eq!(p.segments, 100_000_u32.div_ceil(1460));
+    assert_eq!(p.bytes, 100_054 + 68 * 54);
+    // Without the kernel's word that it is a super-frame, a zero length is malformed.
+    assert_eq!(parse(&big), Err(ParseError::BadHeader));
+    let flagged = parse_gso(&big, Gso::unsized_tcp(true)).unwrap();
+    assert_eq!((flagged.segments, flagged.bytes), (1, 100_054));
+}
+
+#[test]
+fn links_without_a_link_layer_header_parse_from_the_ip_header() {
+    let v4 = Frame::ip(ip("198.18.0.2"), ip("198.18.0.1"), L4::Udp(1, 2), 10);
+    let v6 = Frame::ip(ip("2001:db8::2"), ip("2001:db8::1"), L4::Tcp(3, 4), 0);
+    for (frame, want) in [
+        (v4, (proto::UDP, Some((1, 2)))),
+        (v6, (proto::TCP, Some((3, 4)))),
+    ] {
+        let l3 = &frame.bytes[14..];
+        let p = parse_link_frame(LinkKind::Ip, l3, l3.len() as u32, None, None).unwrap();
+        assert_eq!(
+            (p.proto, p.ports, p.tags, p.vlan),
+            (want.0, want.1, 0, None)
+        );
+        assert_eq!((p.segments, p.bytes), (1, l3.len() as u64));
+        // The same bytes read as Ethernet are garbage: that is what refusing to guess avoids.
+        assert_ne!(parse_frame(l3, l3.len() as u32, None).ok(), Some(p));
+    }
+    assert_eq!(
+        parse_link_frame(LinkKind::Ip, &[0x10, 0, 0], 3, None, None),
+        Err(ParseError::NonIp)
+    );
+    assert_eq!(
+        parse_link_frame(LinkKind::Ip, &[], 0, None, None),
+        Err(ParseError::Truncated)
+    );
+}

@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
 use traffic_counter_capture::Snapshot;
 use traffic_counter_capture::groups::GroupTotals;
 use traffic_counter_capture::snapshot::FilterKind;
+use traffic_counter_capture::stats::WorkerStats;
 
 use crate::app::App;
 use crate::units;
@@ -41,6 +42,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let g = &s.ring;
     let mut lines = vec![
         filter,
+        frames_line(&s.workers),
         Line::raw(format!(
             "Parse      non-IP {}  truncated {}  malformed {}",
             e.non_ip, e.truncated, e.bad_header
@@ -55,10 +57,9 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             g.block_timeout_ms
         )),
         Line::raw(format!(
-            "Fanout     {} group {}{}{}",
+            "Fanout     {} group {}{}",
             s.fanout.mode.name(),
             s.fanout.group,
-            if s.fanout.defrag { " defrag" } else { "" },
             if s.fanout.rollover { " rollover" } else { "" }
         )),
         Line::raw(format!(
@@ -131,6 +132,27 @@ fn workers_table(s: &Snapshot, area: Rect, buf: &mut Buffer) {
                 .title(" Capture workers "),
         )
         .render(area, buf);
+}
+
+/// What the workers met besides plain frames: super-frames, corrupt ring blocks, link downs;
+/// red when a block was corrupt.
+fn frames_line(workers: &[WorkerStats]) -> Line<'static> {
+    let sum = |field: fn(&WorkerStats) -> u64| workers.iter().map(field).sum::<u64>();
+    let corrupt = sum(|w| w.corrupt_blocks);
+    let style = if corrupt > 0 {
+        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    };
+    Line::raw(format!(
+        "Frames     super-frames {} (counted per segment)  corrupt blocks {} ({} frames \
+         lost)  link down {}",
+        sum(|w| w.super_frames),
+        corrupt,
+        sum(|w| w.unreadable_frames),
+        sum(|w| w.link_down),
+    ))
+    .style(style)
 }
 
 /// One `--group`'s exact totals.
