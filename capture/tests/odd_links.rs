@@ -8,12 +8,12 @@
 use std::net::{IpAddr, UdpSocket};
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use testlab::corpus;
 use testlab::links::{Tun, ip_in, sysctl_in, wait_running};
 use testlab::netns::{CAPTURE_IF, GENERATOR_IF, in_netns};
-use testlab::{Frame, L4, Lab};
+use testlab::{COUNT_DEADLINE, Frame, L4, Lab};
 use traffic_counter_capture::parse::LinkKind;
 use traffic_counter_capture::snapshot::{FilterKind, Rejects, Snapshot};
 use traffic_counter_capture::{Capture, CaptureConfig, CaptureError, Feed, PacketFilter};
@@ -26,19 +26,13 @@ fn config(interface: &str) -> CaptureConfig {
     c
 }
 
-/// Waits until a published snapshot satisfies `done`, for at most 5 s.
+/// Waits until a published snapshot satisfies `done`.
 fn wait_for(feed: &Feed, what: &str, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
-    let started = Instant::now();
-    loop {
-        if let Some(s) = feed.borrow().snapshot.as_ref().filter(|s| done(s)) {
-            return (**s).clone();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "no snapshot with {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let latest = || feed.borrow().snapshot.clone();
+    let found = testlab::wait_for(what, COUNT_DEADLINE, latest, |s| {
+        s.as_deref().is_some_and(&done)
+    });
+    (*found.unwrap().unwrap()).clone()
 }
 
 fn stop(capture: Capture) -> Snapshot {

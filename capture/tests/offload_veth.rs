@@ -8,11 +8,11 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use testlab::Lab;
 use testlab::links::{ip_in, set_gso_max_size, sysctl_in, tcp_segments_sent};
 use testlab::netns::{CAPTURE_IF, GENERATOR_IF, in_netns};
+use testlab::{COUNT_DEADLINE, Lab, wait_for};
 use traffic_counter_capture::snapshot::Snapshot;
 use traffic_counter_capture::{Capture, CaptureConfig};
 
@@ -77,23 +77,25 @@ fn stream(lab: &Lab) -> (Snapshot, u64) {
         server.join().unwrap()
     });
     assert_eq!(received, DATA);
-    // The last ACK may still be on its way: wait until both stacks' counters and the
-    // capture agree, never on a fixed sleep.
-    let started = Instant::now();
-    let segments = loop {
-        let sent = lab.in_capture_ns(tcp_segments_sent)
-            + in_netns(&lab.generator_ns, tcp_segments_sent)
-            - before;
-        let counted = feed
-            .borrow()
+    // The last ACK may still be on its way: wait until the capture has counted every segment
+    // both stacks sent, never on a fixed sleep.
+    let sent = || {
+        lab.in_capture_ns(tcp_segments_sent) + in_netns(&lab.generator_ns, tcp_segments_sent)
+            - before
+    };
+    let counted = || {
+        feed.borrow()
             .snapshot
             .as_ref()
-            .map_or(0, |s| s.totals.packets);
-        if counted >= sent || started.elapsed() > Duration::from_secs(5) {
-            break sent;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+            .map_or(0, |s| s.totals.packets)
     };
+    let (_, segments) = wait_for(
+        "the capture to count every TCP segment",
+        COUNT_DEADLINE,
+        || (counted(), sent()),
+        |(counted, sent)| counted >= sent,
+    )
+    .unwrap();
     let finished = capture.stop().expect("capture stops");
     assert!(finished.error.is_none(), "{:?}", finished.error);
     ((*finished.snapshot).clone(), segments)
