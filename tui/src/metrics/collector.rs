@@ -14,7 +14,7 @@ use super::family::{Family, Kind, Value};
 use super::top::Row;
 
 /// Series that do not grow with workers, talkers or groups (see [`budget`]).
-pub const FIXED_SERIES: usize = 20;
+pub const FIXED_SERIES: usize = 21;
 
 /// The most series one scrape can hold: [`FIXED_SERIES`] + 3 per worker (ring drops, ring
 /// freezes, packets read) + 4 per exported talker (packets and bytes, sent and received) +
@@ -197,7 +197,7 @@ fn groups(s: &Snapshot, l: &Labeller<'_>) -> [Family; 2] {
     out
 }
 
-fn health(s: &Snapshot, l: &Labeller<'_>) -> [Family; 5] {
+fn health(s: &Snapshot, l: &Labeller<'_>) -> [Family; 6] {
     let mut rejects = Family::new(
         "traffic_counter_filter_rejects",
         "Frames the eBPF socket filter rejected, by reason (absent under classic BPF)",
@@ -238,8 +238,17 @@ fn health(s: &Snapshot, l: &Labeller<'_>) -> [Family; 5] {
     );
     let mut read = Family::new(
         "traffic_counter_worker_packets",
-        "Frames the worker read from its ring, IP or not",
+        "Packets the worker read from its ring, IP or not (a GRO/GSO super-frame as its segments)",
         Kind::Counter,
+    );
+    let mut corrupt = Family::new(
+        "traffic_counter_ring_corrupt_blocks",
+        "Ring blocks whose frame headers or offsets ran past the block, over all workers",
+        Kind::Counter,
+    );
+    corrupt.push(
+        l.with(&[]),
+        Value::Int(s.workers.iter().map(|w| w.corrupt_blocks).sum()),
     );
     for w in &s.workers {
         let labels = l.with(&[("worker", w.id.to_string())]);
@@ -247,7 +256,7 @@ fn health(s: &Snapshot, l: &Labeller<'_>) -> [Family; 5] {
         freezes.push(labels.clone(), Value::Int(w.ring_freezes));
         read.push(labels, Value::Int(w.packets));
     }
-    [rejects, errors, drops, freezes, read]
+    [rejects, errors, drops, freezes, read, corrupt]
 }
 
 fn tables(s: &Snapshot, l: &Labeller<'_>) -> [Family; 3] {
