@@ -7,6 +7,7 @@
 pub mod detail;
 pub mod history;
 pub mod query;
+pub mod rollup;
 pub mod rows;
 
 use std::net::IpAddr;
@@ -18,6 +19,7 @@ use traffic_counter_capture::snapshot::FilterKind;
 use self::detail::{Detail, FlowKey, Target};
 use self::history::{History, Record};
 use self::query::Query;
+use self::rollup::{Rolled, Rollup};
 use crate::columns::{self, FlowColumn, TalkerColumn};
 use crate::units::Units;
 
@@ -73,8 +75,10 @@ pub enum Action {
     WriteSnapshot,
     /// Exclude the selected address through the socket filter.
     ExcludeSelected,
-    /// Open the selected talker's or flow's detail.
+    /// Open the selected talker's or flow's detail; on a prefix row, list its addresses.
     OpenDetail,
+    /// Cycle the talkers view between addresses, prefixes and groups.
+    CycleRollup,
     /// A new snapshot from the capture.
     Snapshot(Arc<Snapshot>),
     /// The capture failed.
@@ -141,6 +145,8 @@ pub struct App {
     pub help: bool,
     /// The talker or flow detail open over the table, if any.
     pub detail: Option<Detail>,
+    /// What a talkers row stands for, and the rows and sums derived for it.
+    pub rolled: Rolled,
     /// Rates in bits or bytes.
     pub units: Units,
     /// The talkers table.
@@ -180,6 +186,7 @@ impl App {
             paused: false,
             help: false,
             detail: None,
+            rolled: Rolled::default(),
             units: Units::Bits,
             talkers: TableState {
                 sort: columns::index_of(&columns::TALKERS, &TalkerColumn::Bytes),
@@ -218,11 +225,21 @@ impl App {
         }
     }
 
+    /// Lines under the talkers table saying how its rows add up to the totals.
+    pub fn balance_rows(&self) -> u16 {
+        if self.view == View::Talkers && self.detail.is_none() {
+            2
+        } else {
+            0
+        }
+    }
+
     /// Rows of table body the current terminal size leaves room for.
     pub fn page_rows(&self) -> usize {
-        // Header (3 lines), the chart, the table's top border and column header (2), status
-        // line (1).
-        usize::from(self.size.1.saturating_sub(6 + self.chart_rows())).max(1)
+        // Header (3 lines), the chart, the table's top border and column header (2), the
+        // balance, status line (1).
+        let around = 6 + self.chart_rows() + self.balance_rows();
+        usize::from(self.size.1.saturating_sub(around)).max(1)
     }
 
     /// The sort column of the talkers table.
@@ -248,6 +265,7 @@ impl App {
     pub fn selected(&self) -> Option<Target> {
         let s = self.shown.as_ref()?;
         match self.view {
+            View::Talkers if self.rolled.mode != Rollup::Addresses => None,
             View::Talkers => {
                 let at = self.talkers.selected.checked_sub(self.talkers.offset)?;
                 Some(Target::Talker(
@@ -297,6 +315,7 @@ impl App {
                 | Action::Snapshot(_)
                 | Action::Resize(..)
                 | Action::OpenDetail
+                | Action::CycleRollup
         );
         let effect = self.apply(action);
         if refresh {
@@ -309,17 +328,11 @@ impl App {
         match action {
             Action::Quit => return Effect::Quit,
             Action::ToggleHelp => self.help = !self.help,
-            Action::Escape => {
-                if self.help {
-                    self.help = false;
-                } else if self.prompt.is_some() {
-                    self.prompt = None;
-                } else if self.detail.is_some() {
-                    self.detail = None;
-                } else {
-                    self.filter = Query::default();
-                }
+            Action::Escape => self.escape(),
+            Action::OpenDetail if self.view == View::Talkers && self.detail.is_none() => {
+                self.open_talker_row();
             }
+            Action::CycleRollup => self.cycle_rollup(),
             Action::OpenDetail => {
                 let shown = self.shown.clone();
                 self.detail = self
@@ -451,18 +464,20 @@ impl App {
             return;
         };
         match self.view {
+            View::Talkers if self.rolled.mode == Rollup::Groups => {
+                self.rolled.derive(&s);
+                let rows = rollup::group_rows(&s, self.filter.text());
+                clamp(&mut self.talkers, rows.len(), page);
+                self.rows[0] = rows.len();
+                self.talker_rows = rows;
+            }
             View::Talkers => {
+                self.rolled.derive(&s);
                 let (column, desc) = (self.talker_sort(), self.talkers.descending);
+                let source = self.rolled.talkers(&s);
                 let (total, window) = windowed(&mut self.talkers, page, |offset| {
                     let range = (offset, page);
-                    rows::talker_window(
-                        &s.talkers,
-                        &self.filter,
-                        column,
-                        desc,
-                        range,
-                        &mut self.keys,
-                    )
+                    rows::talker_window(source, &self.filter, column, desc, range, &mut self.keys)
                 });
                 self.rows[0] = total;
                 self.talker_rows = window;
@@ -486,6 +501,55 @@ impl App {
             let (total, window) = rows::flows_of(&s.flows, ip, column, desc, range, &mut self.keys);
             detail.flow_count = total;
             detail.flow_rows = window;
+        }
+    }
+
+    /// Closes the innermost thing open: help, the prompt, the detail; else clears the filter.
+    fn escape(&mut self) {
+        if self.help {
+            self.help = false;
+        } else if self.prompt.is_some() {
+            self.prompt = None;
+        } else if self.detail.is_some() {
+            self.detail = None;
+        } else {
+            self.filter = Query::default();
+        }
+    }
+
+    /// `g`: the talkers table's next roll-up, from its first row.
+    fn cycle_rollup(&mut self) {
+        if self.view == View::Talkers && self.detail.is_none() {
+            self.rolled.mode = self.rolled.mode.next();
+            self.talkers.selected = 0;
+            self.talkers.offset = 0;
+        }
+    }
+
+    /// `Enter` on the talkers table: an address opens its detail; a prefix lists its
+    /// addresses (the filter set to the prefix, back to one row per address).
+    fn open_talker_row(&mut self) {
+        let Some(s) = self.shown.clone() else { return };
+        match self.rolled.mode {
+            Rollup::Addresses => {
+                self.detail = self.selected().and_then(|target| Detail::open(target, &s));
+            }
+            Rollup::Prefixes => {
+                let at = self.talkers.selected.checked_sub(self.talkers.offset);
+                let row = at.and_then(|at| self.talker_rows.get(at));
+                if let Some(net) = row.and_then(|&i| self.rolled.prefixes.get(i)) {
+                    let len = self.rolled.lens.of(net.ip);
+                    self.filter = Query::new(&format!("{}/{len}", net.ip));
+                    self.rolled.mode = Rollup::Addresses;
+                    self.talkers.selected = 0;
+                }
+            }
+            Rollup::Groups => {
+                self.status = Some((
+                    "a group has no detail: its rows are exact sums".into(),
+                    false,
+                ));
+            }
         }
     }
 

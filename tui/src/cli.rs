@@ -16,6 +16,8 @@ use traffic_counter_capture::parse::LinkKind;
 use traffic_counter_capture::{CaptureConfig, FanoutConfig, FanoutMode, RingOptions};
 use traffic_counter_ebpf::{CidrList, FilterMode, FilterRules, VlanList};
 
+use crate::app::rollup::PrefixLens;
+
 /// Live per-IP and per-flow traffic monitor on AF_PACKET TPACKET_V3 rings with fanout.
 #[derive(Debug, Parser)]
 #[allow(clippy::struct_excessive_bools)] // each bool is an independent command-line switch
@@ -147,6 +149,14 @@ pub struct Args {
     /// storage=198.18.4.0/24,2001:db8:4::/48; repeat for more groups (at most 64).
     #[arg(long = "group", value_name = "NAME=CIDR,...")]
     pub groups: Vec<Group>,
+
+    /// IPv4 prefix length the UI's `g` key rolls talkers up to.
+    #[arg(long, value_name = "LEN", default_value_t = 24, value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub rollup_v4: u8,
+
+    /// IPv6 prefix length the UI's `g` key rolls talkers up to.
+    #[arg(long, value_name = "LEN", default_value_t = 64, value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub rollup_v6: u8,
 }
 
 /// How many rows of each table a headless snapshot file keeps: `Some(n)`, or all of them.
@@ -253,6 +263,14 @@ impl Args {
                 .exit();
         }
         args
+    }
+
+    /// The prefix lengths of the UI's prefix roll-up (`--rollup-v4`, `--rollup-v6`).
+    pub fn rollup_lens(&self) -> PrefixLens {
+        PrefixLens {
+            v4: self.rollup_v4,
+            v6: self.rollup_v6,
+        }
     }
 
     /// The filtering rules these options ask for.
@@ -463,6 +481,8 @@ mod tests {
             ("--metrics-v6-prefix", "129"),
             ("--group", "bad name=198.18.0.0/15"),
             ("--group", "lab=198.18.0.0/99"),
+            ("--rollup-v4", "33"),
+            ("--rollup-v6", "129"),
         ] {
             let err = Args::try_parse_from(["traffic-counter", flag, value]).unwrap_err();
             let text = err.to_string();

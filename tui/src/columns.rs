@@ -156,6 +156,41 @@ pub const FLOWS: [Spec<FlowColumn>; 13] = [
     spec(FlowColumn::LastSeen, "Seen", Width::Fixed(7), 7),
 ];
 
+/// A column of the groups table (the talkers view rolled up to `--group`s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupColumn {
+    /// The group's name.
+    Name,
+    /// Bytes per second sent since the previous second.
+    Sent,
+    /// Bytes per second received since the previous second.
+    Received,
+    /// Packets sent plus received.
+    Packets,
+    /// Bytes sent.
+    BytesSent,
+    /// Bytes received.
+    BytesReceived,
+    /// Bytes sent plus received, as a share of all bytes.
+    Share,
+}
+
+/// The groups table, in display order; always ranked by bytes.
+pub const GROUPS: [Spec<GroupColumn>; 7] = [
+    spec(
+        GroupColumn::Name,
+        "Group",
+        Width::Content { min: 7, max: 64 },
+        0,
+    ),
+    spec(GroupColumn::Sent, "Sent/s", RATE, 1),
+    spec(GroupColumn::Received, "Recv/s", RATE, 2),
+    spec(GroupColumn::Packets, "Packets", RATE, 5),
+    spec(GroupColumn::BytesSent, "Sent", RATE, 3),
+    spec(GroupColumn::BytesReceived, "Received", RATE, 4),
+    spec(GroupColumn::Share, "Share", SHARE, 6),
+];
+
 /// A column of the stacked flows table (two lines a flow, A over B), which merges each pair of
 /// one-line columns into one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,6 +285,7 @@ mod tests {
         check(&TALKERS);
         check(&FLOWS);
         check(&FLOWS_STACKED);
+        check(&GROUPS);
     }
 
     #[test]

@@ -58,9 +58,21 @@ pub fn flow(
 }
 
 /// A snapshot with the given rows, two workers and an eBPF filter.
+///
+/// As in a real capture, every packet counted is one talker's send and another's receive:
+/// whichever side the rows are short of went to talkers since evicted (three of them).
 pub fn snapshot(talkers: Vec<Talker>, flows: Vec<Flow>) -> Snapshot {
-    let bytes: u64 = talkers.iter().map(|t| t.bytes_sent).sum();
-    let packets: u64 = talkers.iter().map(|t| t.packets_sent).sum();
+    let sum = |f: fn(&Talker) -> u64| talkers.iter().map(f).sum::<u64>();
+    let (sent, received) = (sum(|t| t.bytes_sent), sum(|t| t.bytes_received));
+    let (packets_sent, packets_received) = (sum(|t| t.packets_sent), sum(|t| t.packets_received));
+    let (bytes, packets) = (sent.max(received), packets_sent.max(packets_received));
+    let evicted_talkers = EvictedTalkers {
+        entries: if talkers.is_empty() { 0 } else { 3 },
+        packets_sent: packets - packets_sent,
+        bytes_sent: bytes - sent,
+        packets_received: packets - packets_received,
+        bytes_received: bytes - received,
+    };
     let worker = |id| WorkerStats {
         id,
         cpu: id,
@@ -122,7 +134,7 @@ pub fn snapshot(talkers: Vec<Talker>, flows: Vec<Flow>) -> Snapshot {
         max_flows: 100_000,
         flows_enabled: !flows.is_empty(),
         talkers,
-        evicted_talkers: EvictedTalkers::default(),
+        evicted_talkers,
         flows,
         evicted_flows: EvictedFlows::default(),
         groups: Vec::new(),

@@ -14,6 +14,7 @@ use ratatui::crossterm::event::{self, Event as TermEvent};
 use tokio::sync::mpsc;
 use traffic_counter_ebpf::PrefixList;
 
+use crate::app::rollup::Rolled;
 use crate::app::{Action, App, Effect};
 use crate::cli::Args;
 use crate::export;
@@ -45,6 +46,7 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
     let restore = Restore;
     let size = terminal.size().context("reading the terminal size")?;
     let mut app = App::new((size.width, size.height));
+    app.rolled = Rolled::new(args.rollup_lens(), args.groups.clone());
     if let Some(notice) = &session.filter.notice {
         app.update(Action::Status(notice.clone(), true));
     }

@@ -9,6 +9,7 @@ mod detail;
 mod header;
 mod health;
 mod help;
+mod rollups;
 mod tables;
 
 use std::time::{Duration, SystemTime};

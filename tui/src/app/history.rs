@@ -36,6 +36,8 @@ pub struct Record {
     pub packets: u64,
     /// Per worker, in the snapshot's order.
     pub workers: Vec<WorkerCounts>,
+    /// Per `--group`, in the snapshot's order: bytes sent and received.
+    pub groups: Vec<(u64, u64)>,
 }
 
 impl Record {
@@ -52,6 +54,11 @@ impl Record {
                     packets: w.packets,
                     drops: w.ring_drops,
                 })
+                .collect(),
+            groups: s
+                .groups
+                .iter()
+                .map(|g| (g.bytes_sent, g.bytes_received))
                 .collect(),
         }
     }
@@ -126,6 +133,17 @@ impl History {
         self.rates(until, |r| r.workers.get(worker).map_or(0, |w| w.packets))
     }
 
+    /// One group's bytes per second sent and received between the last two records up to
+    /// `until`: (0, 0) until there are two.
+    pub fn group_rates(&self, group: usize, until: f64) -> (f64, f64) {
+        let sent = self.rates(until, |r| r.groups.get(group).map_or(0, |g| g.0));
+        let received = self.rates(until, |r| r.groups.get(group).map_or(0, |g| g.1));
+        (
+            sent.last().map_or(0.0, |p| p.1),
+            received.last().map_or(0.0, |p| p.1),
+        )
+    }
+
     /// One worker's ring drops per second, up to `until`.
     pub fn worker_drops_per_sec(&self, worker: usize, until: f64) -> Series {
         self.rates(until, |r| r.workers.get(worker).map_or(0, |w| w.drops))
@@ -145,6 +163,7 @@ mod tests {
                 packets: bytes / 100,
                 drops: bytes / 1000,
             }],
+            groups: vec![(bytes / 2, bytes / 4)],
         }
     }
 

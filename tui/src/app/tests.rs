@@ -3,6 +3,7 @@ use std::sync::Arc;
 use traffic_counter_capture::snapshot::FilterKind;
 
 use super::*;
+use crate::app::rollup::{self, Rollup};
 use crate::fixture;
 
 fn app() -> App {
@@ -14,17 +15,19 @@ fn app() -> App {
 #[test]
 fn selection_moves_pages_and_stays_inside_the_rows() {
     let mut a = app();
-    assert_eq!(a.page_rows(), 6);
+    // 12 lines less header (3), table border and column header (2), the balance (2) and the
+    // status line (1).
+    assert_eq!(a.page_rows(), 4);
     a.update(Action::Move(1));
     assert_eq!(a.talkers.selected, 1);
     a.update(Action::End);
-    assert_eq!((a.talkers.selected, a.talkers.offset), (4, 0));
+    assert_eq!((a.talkers.selected, a.talkers.offset), (4, 1));
     a.update(Action::Move(10));
     assert_eq!(a.talkers.selected, 4);
     a.update(Action::Home);
     assert_eq!(a.talkers.selected, 0);
     // Three rows a page: paging down scrolls the window with the selection.
-    a.update(Action::Resize(100, 9));
+    a.update(Action::Resize(100, 11));
     a.update(Action::Page(1));
     assert_eq!((a.talkers.selected, a.talkers.offset), (3, 1));
     assert_eq!(a.talker_rows.len(), 3);
@@ -160,4 +163,37 @@ fn enter_opens_the_selected_rows_detail_and_escape_goes_back() {
     // Nothing to open on the health view.
     a.update(Action::OpenDetail);
     assert!(a.detail.is_none());
+}
+
+#[test]
+fn g_cycles_the_roll_ups_and_enter_on_a_prefix_lists_its_addresses() {
+    let mut a = app();
+    assert_eq!(a.rolled.mode, Rollup::Addresses);
+    a.update(Action::CycleRollup);
+    assert_eq!(a.rolled.mode, Rollup::Prefixes);
+    // 198.18.0.0/24, 198.19.7.0/24, 2001:db8::/64 and 2001:db8:1234:5678::/64.
+    assert_eq!(a.row_count(), 4);
+    assert!(
+        a.rolled
+            .balance
+            .as_ref()
+            .is_some_and(rollup::Balance::adds_up)
+    );
+    // No address to exclude on a prefix row.
+    assert_eq!(a.update(Action::ExcludeSelected), Effect::None);
+    a.update(Action::OpenDetail);
+    assert_eq!(a.rolled.mode, Rollup::Addresses);
+    assert_eq!(a.filter.text(), "198.18.0.0/24");
+    assert_eq!(a.row_count(), 2);
+    assert!(a.detail.is_none());
+    a.update(Action::CycleRollup);
+    a.update(Action::CycleRollup);
+    assert_eq!(a.rolled.mode, Rollup::Groups);
+    assert_eq!(a.row_count(), 0);
+    a.update(Action::CycleRollup);
+    assert_eq!(a.rolled.mode, Rollup::Addresses);
+    // g only acts on the talkers view.
+    a.update(Action::ShowView(View::Flows));
+    a.update(Action::CycleRollup);
+    assert_eq!(a.rolled.mode, Rollup::Addresses);
 }

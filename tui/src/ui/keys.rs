@@ -44,6 +44,7 @@ pub fn action(key: KeyEvent, prompt: bool) -> Option<Action> {
         KeyCode::Char('b') => Action::ToggleUnits,
         KeyCode::Char('w') => Action::WriteSnapshot,
         KeyCode::Char('x') => Action::ExcludeSelected,
+        KeyCode::Char('g') => Action::CycleRollup,
         _ => return None,
     })
 }
@@ -86,6 +87,7 @@ mod tests {
             KeyCode::Char('b'),
             KeyCode::Char('w'),
             KeyCode::Char('x'),
+            KeyCode::Char('g'),
         ] {
             assert!(action(press(code), false).is_some(), "{code:?}");
         }

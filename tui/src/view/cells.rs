@@ -9,8 +9,11 @@ use traffic_counter_capture::Snapshot;
 use traffic_counter_capture::parse::proto;
 use traffic_counter_capture::snapshot::{Flow, Talker};
 
+use traffic_counter_capture::groups::GroupTotals;
+
 use crate::app::App;
-use crate::columns::{FlowColumn, TalkerColumn};
+use crate::app::rollup::{PrefixLens, Rollup};
+use crate::columns::{FlowColumn, GroupColumn, TalkerColumn};
 use crate::units::{self, Units};
 
 /// What cell text depends on besides the row: units, the snapshot's time, the total a share
@@ -22,6 +25,8 @@ pub(super) struct Cells {
     all_bytes: f64,
     /// Bytes every flow's share is of: each packet counts in one flow.
     flow_bytes: f64,
+    /// Talker rows are networks of these lengths (the prefix roll-up).
+    prefixes: Option<PrefixLens>,
 }
 
 impl Cells {
@@ -32,6 +37,7 @@ impl Cells {
             now: s.taken_at,
             all_bytes: (2 * s.totals.bytes).max(1) as f64,
             flow_bytes: s.totals.bytes.max(1) as f64,
+            prefixes: (app.rolled.mode == Rollup::Prefixes).then_some(app.rolled.lens),
         }
     }
 
@@ -73,7 +79,10 @@ impl Cells {
     /// One talker cell.
     pub(super) fn talker(&self, column: TalkerColumn, t: &Talker) -> String {
         match column {
-            TalkerColumn::Address => self.address(t.ip),
+            TalkerColumn::Address => match self.prefixes {
+                Some(lens) => format!("{}/{}", t.ip, lens.of(t.ip)),
+                None => self.address(t.ip),
+            },
             TalkerColumn::Sent(w) => self.rate(t.sent_bytes_per_sec.get(w)),
             TalkerColumn::Received(w) => self.rate(t.received_bytes_per_sec.get(w)),
             TalkerColumn::Packets => {
@@ -82,6 +91,19 @@ impl Cells {
             TalkerColumn::Bytes => units::bytes_cell(t.bytes_sent + t.bytes_received),
             TalkerColumn::Share => share((t.bytes_sent + t.bytes_received) as f64 / self.all_bytes),
             TalkerColumn::LastSeen => self.ago(t.last_seen),
+        }
+    }
+
+    /// One group cell; `rates` are its bytes per second sent and received.
+    pub(super) fn group(&self, column: GroupColumn, g: &GroupTotals, rates: (f64, f64)) -> String {
+        match column {
+            GroupColumn::Name => g.name.clone(),
+            GroupColumn::Sent => self.rate(rates.0),
+            GroupColumn::Received => self.rate(rates.1),
+            GroupColumn::Packets => units::count_cell((g.packets_sent + g.packets_received) as f64),
+            GroupColumn::BytesSent => units::bytes_cell(g.bytes_sent),
+            GroupColumn::BytesReceived => units::bytes_cell(g.bytes_received),
+            GroupColumn::Share => share((g.bytes_sent + g.bytes_received) as f64 / self.all_bytes),
         }
     }
 

@@ -6,7 +6,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::widgets::{Block, Borders, Clear, Row, Table, Widget};
 
 /// Every key and what it does.
-pub const KEYS: [(&str, &str); 14] = [
+pub const KEYS: [(&str, &str); 15] = [
     ("q, Ctrl-C", "quit"),
     ("?, h, F1", "this help; Esc closes it"),
     ("Tab, 1 2 3", "talkers, flows, health"),
@@ -15,6 +15,7 @@ pub const KEYS: [(&str, &str); 14] = [
     ("< >", "sort by the previous / next column"),
     ("r", "reverse the order"),
     ("Enter", "detail of the selected talker or flow"),
+    ("g", "talkers by address, by prefix, by group"),
     ("/", "filter: address, CIDR, port or protocol"),
     ("Space, p", "pause: freeze the tables, counting goes on"),
     ("b", "rates in bits or bytes"),

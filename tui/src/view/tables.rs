@@ -2,7 +2,7 @@
 //! (see [`crate::columns`]) drop by priority until the table fits the terminal's width.
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Text;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
@@ -11,24 +11,25 @@ use traffic_counter_capture::Snapshot;
 
 use super::cells::Cells;
 use crate::app::App;
+use crate::app::rollup::Rollup;
 use crate::columns::{self, Align, FLOWS, FLOWS_STACKED, Spec, StackedColumn, TALKERS};
 use crate::units;
 
 /// One table ready to draw: its columns' specs and every visible row's cell text, one string
 /// per column (lines split by `\n` for stacked rows).
-struct Grid<'a, C> {
-    specs: &'a [Spec<C>],
-    texts: Vec<Vec<String>>,
+pub(super) struct Grid<'a, C> {
+    pub(super) specs: &'a [Spec<C>],
+    pub(super) texts: Vec<Vec<String>>,
     /// Whether a column carries the sort mark.
-    sorted: &'a dyn Fn(usize, &Spec<C>) -> bool,
-    descending: bool,
+    pub(super) sorted: &'a dyn Fn(usize, &Spec<C>) -> bool,
+    pub(super) descending: bool,
     /// Which of the rows is selected.
-    selected: Option<usize>,
-    title: String,
+    pub(super) selected: Option<usize>,
+    pub(super) title: String,
 }
 
 impl<C> Grid<'_, C> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
+    pub(super) fn render(self, area: Rect, buf: &mut Buffer) {
         let widths: Vec<u16> = self
             .specs
             .iter()
@@ -87,12 +88,21 @@ pub(super) fn talkers(app: &App, area: Rect, buf: &mut Buffer) {
         table_block(" Talkers ".into()).render(area, buf);
         return;
     };
+    let [table, balance] =
+        Layout::vertical([Constraint::Fill(1), Constraint::Length(app.balance_rows())]).areas(area);
+    super::rollups::balance(app, balance, buf);
+    let name = match app.rolled.mode {
+        Rollup::Groups => return super::rollups::groups(app, table, buf),
+        Rollup::Addresses => "Talkers".to_owned(),
+        Rollup::Prefixes => format!("Prefixes /{} /{}", app.rolled.lens.v4, app.rolled.lens.v6),
+    };
     let cells = Cells::new(app, s);
+    let rows = app.rolled.talkers(s);
     let texts = app
         .talker_rows
         .iter()
         .map(|&i| {
-            let t = &s.talkers[i];
+            let t = &rows[i];
             TALKERS
                 .iter()
                 .map(|spec| cells.talker(spec.column, t))
@@ -106,9 +116,9 @@ pub(super) fn talkers(app: &App, area: Rect, buf: &mut Buffer) {
         sorted: &|c, _| c == sort,
         descending: app.talkers.descending,
         selected: app.talkers.selected.checked_sub(app.talkers.offset),
-        title: table_title("Talkers", app.row_count(), app.talkers.selected),
+        title: table_title(&name, app.row_count(), app.talkers.selected),
     }
-    .render(area, buf);
+    .render(table, buf);
 }
 
 pub(super) fn flows(app: &App, area: Rect, buf: &mut Buffer) {
@@ -220,7 +230,7 @@ fn flows_stacked(app: &App, cells: &Cells, area: Rect, buf: &mut Buffer) {
 }
 
 /// ` Talkers 3/120 `: the selected row's position among the rows that pass the filter.
-fn table_title(name: &str, total: usize, selected: usize) -> String {
+pub(super) fn table_title(name: &str, total: usize, selected: usize) -> String {
     let at = if total == 0 { 0 } else { selected + 1 };
     format!(" {name} {at}/{total} ")
 }

@@ -254,3 +254,62 @@ fn flow_detail_shows_both_endpoints() {
     assert!(text.contains("A>B bits/s now 72.0 kbit/s"), "{text}");
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn prefix_roll_up_with_its_evicted_remainder() {
+    let mut a = app(100, 16);
+    a.update(Action::CycleRollup);
+    let text = screen(&a);
+    assert!(text.contains("Prefixes /24 /64 1/4"), "{text}");
+    assert!(text.contains("198.18.0.0/24"), "{text}");
+    assert!(text.contains("other (3 entries evicted)"), "{text}");
+    assert!(text.contains("rows + other = totals"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+fn grouped(config: &[&str]) -> App {
+    use traffic_counter_capture::groups::GroupTotals;
+    let mut a = App::new((100, 16));
+    a.rolled.groups = config.iter().map(|g| g.parse().unwrap()).collect();
+    // Two snapshots a second apart, so the groups have rates.
+    for (i, mut s) in fixture::timeline(1).into_iter().enumerate() {
+        let n = i as u64 + 1;
+        s.groups = vec![
+            GroupTotals {
+                name: "clients".into(),
+                packets_sent: 800 * n,
+                bytes_sent: 1_000_000 * n,
+                packets_received: 900 * n,
+                bytes_received: 30_000_000 * n,
+            },
+            GroupTotals {
+                name: "storage".into(),
+                packets_sent: 100 * n,
+                bytes_sent: 20_000_000 * n,
+                packets_received: 50 * n,
+                bytes_received: 64_000 * n,
+            },
+        ];
+        a.update(Action::Snapshot(Arc::new(s)));
+    }
+    a.update(Action::CycleRollup);
+    a.update(Action::CycleRollup);
+    a
+}
+
+#[test]
+fn group_roll_up_with_what_no_group_holds() {
+    let a = grouped(&["clients=198.18.0.0/24", "storage=2001:db8::/48"]);
+    let text = screen(&a);
+    assert!(text.contains("Groups 1/2"), "{text}");
+    assert!(text.contains("not in any group: sent"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn overlapping_groups_say_no_remainder_is_exact() {
+    let a = grouped(&["clients=198.18.0.0/24", "storage=198.18.0.0/15"]);
+    let text = screen(&a);
+    assert!(text.contains("groups overlap"), "{text}");
+    insta::assert_snapshot!(text);
+}
