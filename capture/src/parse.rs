@@ -263,6 +263,9 @@ pub(crate) struct Ip {
     ports: Option<(u16, u16)>,
     /// Where the transport header starts, from the IP header; `None` in a later fragment.
     l4: Option<usize>,
+    /// Bytes of an IPv6 BIG TCP jumbo hop-by-hop header (8, else 0): the kernel inserts it in
+    /// a super-frame past 64 KiB and strips it when segmenting, so no packet on the wire has it.
+    jumbo: usize,
 }
 
 /// Parses an IPv4 header. A total length of 0 is taken from the frame when the kernel says
@@ -301,6 +304,7 @@ fn parse_ipv4(ip: &[u8], wire_rest: usize, gso: bool) -> Result<Ip, ParseError> 
         proto,
         ports,
         l4,
+        jumbo: 0,
     })
 }
 
@@ -325,6 +329,15 @@ fn parse_ipv6(ip: &[u8], wire_rest: usize) -> Result<Ip, ParseError> {
     }
     let src = ipv6_at(header, 8);
     let dst = ipv6_at(header, 24);
+    // A hop-by-hop header holding only a Jumbo Payload option (type 0xc2, length 4).
+    let jumbo = if payload_len == 0
+        && header[6] == IPV6_HOPOPTS
+        && matches!(ip.get(41..44), Some([0, 0xc2, 4]))
+    {
+        8
+    } else {
+        0
+    };
     let mut next = header[6];
     let mut offset = 40;
     for _ in 0..=MAX_IPV6_EXTENSIONS {
@@ -354,6 +367,7 @@ fn parse_ipv6(ip: &[u8], wire_rest: usize) -> Result<Ip, ParseError> {
                         proto: ext[0],
                         ports: None,
                         l4: None,
+                        jumbo,
                     });
                 }
                 8
@@ -365,6 +379,7 @@ fn parse_ipv6(ip: &[u8], wire_rest: usize) -> Result<Ip, ParseError> {
                     proto: upper,
                     ports: read_ports(ip, offset, end, upper)?,
                     l4: Some(offset),
+                    jumbo,
                 });
             }
         };

@@ -1,49 +1,88 @@
 //! Privileged end-to-end tests of GRO/GSO super-frames: a real TCP stream between two
 //! namespaces over a veth pair, whose sender leaves segmentation to the device (veth offers
-//! TSO), so the capture sees super-frames of up to 64 KiB, and with IPv4 BIG TCP beyond, with
-//! a zero IPv4 total length. The kernel's own TCP counters say how many segments crossed the
-//! link; the capture must count exactly those, and their bytes as the wire would carry them.
+//! TSO), so the capture sees super-frames of up to 64 KiB, and with BIG TCP beyond (IPv4 total
+//! length 0, IPv6 payload length 0). The kernel's own TCP counters say how many segments
+//! crossed the link; the capture must count exactly those, and their bytes as the wire would
+//! carry them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
 use testlab::links::{ip_in, set_gso_max_size, sysctl_in, tcp_segments_sent};
 use testlab::netns::{CAPTURE_IF, GENERATOR_IF, in_netns};
 use testlab::{COUNT_DEADLINE, Lab, wait_for};
-use traffic_counter_capture::snapshot::Snapshot;
+use traffic_counter_capture::parse::proto;
+use traffic_counter_capture::snapshot::{Flow, Snapshot};
 use traffic_counter_capture::{Capture, CaptureConfig};
 
-const SERVER: &str = "198.18.0.1";
-const CLIENT: &str = "198.18.0.2";
 /// Data the client sends; the server sends none.
 const DATA: usize = 4_000_000;
-/// Ethernet, IPv4 and TCP headers of a segment without TCP options.
-const HEADERS: u64 = 14 + 20 + 20;
 /// The SYN and SYN-ACK each carry MSS and window-scale options (4 + 4 bytes).
 const SYN_OPTIONS: u64 = 2 * 8;
 
+/// The addresses of one IP version, and the Ethernet, IP and TCP header bytes of a segment
+/// without TCP options.
+struct Family {
+    server: &'static str,
+    client: &'static str,
+    prefix: u8,
+    headers: u64,
+}
+
+const V4: Family = Family {
+    server: "198.18.0.1",
+    client: "198.18.0.2",
+    prefix: 24,
+    headers: 14 + 20 + 20,
+};
+
+const V6: Family = Family {
+    server: "2001:db8::1",
+    client: "2001:db8::2",
+    prefix: 64,
+    headers: 14 + 40 + 20,
+};
+
 /// A lab whose TCP sends no timestamps and no SACK blocks, so every segment but the SYNs has
 /// a 20-byte TCP header and the wire's bytes follow from the segment count.
-fn tcp_lab(tag: &str) -> Lab {
+fn tcp_lab(tag: &str, family: &Family) -> Lab {
     let lab = Lab::new(tag);
     for (ns, dev, addr) in [
-        (&lab.capture_ns, CAPTURE_IF, SERVER),
-        (&lab.generator_ns, GENERATOR_IF, CLIENT),
+        (&lab.capture_ns, CAPTURE_IF, family.server),
+        (&lab.generator_ns, GENERATOR_IF, family.client),
     ] {
-        ip_in(ns, &["addr", "add", &format!("{addr}/24"), "dev", dev]);
+        let mut add = vec!["addr", "add"];
+        let addr = format!("{addr}/{}", family.prefix);
+        add.extend([addr.as_str(), "dev", dev]);
+        if family.prefix == 64 {
+            sysctl_in(ns, &format!("net.ipv6.conf.{dev}.disable_ipv6=0"));
+            sysctl_in(ns, &format!("net.ipv6.conf.{dev}.accept_dad=0"));
+            add.push("nodad");
+        }
+        ip_in(ns, &add);
         sysctl_in(ns, "net.ipv4.tcp_timestamps=0");
         sysctl_in(ns, "net.ipv4.tcp_sack=0");
     }
     lab
 }
 
+/// The TCP stream's flow (IPv6 links also carry the kernel's own ICMPv6).
+fn tcp_flow(snap: &Snapshot) -> Option<&Flow> {
+    snap.flows.iter().find(|f| f.proto == proto::TCP)
+}
+
+fn flow_packets(flow: &Flow) -> u64 {
+    flow.packets_a_to_b + flow.packets_b_to_a
+}
+
 /// Streams [`DATA`] bytes from the generator to a server in the capture namespace while the
 /// capture counts on the server's end, and returns the final snapshot with the segments both
 /// namespaces' TCP stacks sent meanwhile.
-fn stream(lab: &Lab) -> (Snapshot, u64) {
+fn stream(lab: &Lab, family: &Family) -> (Snapshot, u64) {
+    let address: IpAddr = family.server.parse().unwrap();
     let mut config = CaptureConfig::new(CAPTURE_IF);
     config.workers = 2;
     config.flows = true;
@@ -52,7 +91,7 @@ fn stream(lab: &Lab) -> (Snapshot, u64) {
         .in_capture_ns(|| Capture::start(&config, None))
         .expect("capture starts");
     let feed = capture.feed();
-    let listener = lab.in_capture_ns(|| TcpListener::bind((SERVER, 5001)).unwrap());
+    let listener = lab.in_capture_ns(|| TcpListener::bind((address, 5001)).unwrap());
     let before =
         lab.in_capture_ns(tcp_segments_sent) + in_netns(&lab.generator_ns, tcp_segments_sent);
     let received = std::thread::scope(|scope| {
@@ -68,7 +107,7 @@ fn stream(lab: &Lab) -> (Snapshot, u64) {
             }
         });
         in_netns(&lab.generator_ns, || {
-            let mut conn = TcpStream::connect((SERVER, 5001)).unwrap();
+            let mut conn = TcpStream::connect((address, 5001)).unwrap();
             conn.write_all(&vec![0x5a; DATA]).unwrap();
             conn.shutdown(Shutdown::Write).unwrap();
             // The server's FIN: the stream is over once this returns.
@@ -101,7 +140,7 @@ fn stream(lab: &Lab) -> (Snapshot, u64) {
     ((*finished.snapshot).clone(), segments)
 }
 
-fn assert_wire_counts(snap: &Snapshot, segments: u64) {
+fn assert_wire_counts(snap: &Snapshot, segments: u64, family: &Family) {
     assert_eq!(
         snap.parse_errors.bad_header, 0,
         "bytes vanished as malformed"
@@ -117,42 +156,54 @@ fn assert_wire_counts(snap: &Snapshot, segments: u64) {
         super_frames > 0,
         "the sender used no offload: nothing was tested"
     );
-    eprintln!(
-        "{segments} TCP segments and {} bytes on the wire; {super_frames} super-frames",
-        snap.totals.bytes
-    );
+    let flow = tcp_flow(snap).expect("the TCP flow");
+    let bytes = flow.bytes_a_to_b + flow.bytes_b_to_a;
+    eprintln!("{segments} TCP segments and {bytes} bytes on the wire; {super_frames} super-frames");
     assert_eq!(
-        snap.totals.packets, segments,
+        flow_packets(flow),
+        segments,
         "packets as the wire carried them"
     );
     assert_eq!(
-        snap.totals.bytes,
-        DATA as u64 + segments * HEADERS + SYN_OPTIONS,
+        bytes,
+        DATA as u64 + segments * family.headers + SYN_OPTIONS,
         "bytes as the wire carried them"
     );
-    let flow = &snap.flows[0];
-    assert_eq!(snap.flows.len(), 1);
-    assert_eq!(flow.packets_a_to_b + flow.packets_b_to_a, segments);
     let frames: u64 = snap.workers.iter().map(|w| w.packets).sum();
-    assert_eq!(frames, segments + snap.parse_errors.non_ip);
+    assert_eq!(frames, snap.totals.packets + snap.parse_errors.non_ip);
 }
 
 #[test]
 fn tcp_super_frames_count_as_the_segments_tcp_sent() {
-    let lab = tcp_lab("gso");
-    let (snap, segments) = stream(&lab);
+    let lab = tcp_lab("gso", &V4);
+    let (snap, segments) = stream(&lab, &V4);
     // 4 MB in segments of at most 1460 bytes, plus the handshake, ACKs and FINs.
     assert!(segments > 2_740, "{segments}");
-    assert_wire_counts(&snap, segments);
+    assert_wire_counts(&snap, segments, &V4);
+    // Nothing but the stream is IP on this link.
+    assert_eq!(snap.flows.len(), 1);
+    assert_eq!(snap.totals.packets, segments);
 }
 
 #[test]
 fn ipv4_big_tcp_super_frames_are_counted_not_dropped_as_malformed() {
-    let lab = tcp_lab("bigtcp");
+    let lab = tcp_lab("bigtcp", &V4);
     // Past 64 KiB the sender writes IPv4 total length 0; veth carries such frames as they are.
     in_netns(&lab.generator_ns, || {
         set_gso_max_size(GENERATOR_IF, 185_000);
     });
-    let (snap, segments) = stream(&lab);
-    assert_wire_counts(&snap, segments);
+    let (snap, segments) = stream(&lab, &V4);
+    assert_wire_counts(&snap, segments, &V4);
+    assert_eq!(snap.totals.packets, segments);
+}
+
+#[test]
+fn ipv6_big_tcp_super_frames_are_counted() {
+    let lab = tcp_lab("bigtcp6", &V6);
+    // Past 64 KiB the sender writes IPv6 payload length 0.
+    in_netns(&lab.generator_ns, || {
+        set_gso_max_size(GENERATOR_IF, 185_000);
+    });
+    let (snap, segments) = stream(&lab, &V6);
+    assert_wire_counts(&snap, segments, &V6);
 }

@@ -5,7 +5,8 @@
 //! the payload of many packets, up to 64 KiB, or beyond with BIG TCP. With `PACKET_VNET_HDR`
 //! the kernel tells the segment size, so the packets and bytes the wire carried follow:
 //! `segments = ceil(payload / gso_size)`, and every segment after the first repeats the
-//! link, IP and transport headers (and an offloaded VLAN tag). See `docs/design.md`.
+//! link, IP and transport headers (and an offloaded VLAN tag); the hop-by-hop header IPv6 BIG
+//! TCP inserts is on no segment. See `docs/design.md`.
 
 use super::{Ip, proto};
 
@@ -86,12 +87,14 @@ pub(super) fn segments(
         (GsoKind::Udp, proto::UDP) => 8,
         _ => return whole,
     };
-    let headers = (l2 + l4 + transport) as u64;
-    let payload = u64::from(wire_len).saturating_sub(headers);
+    let payload = u64::from(wire_len).saturating_sub((l2 + l4 + transport) as u64);
     if gso.size == 0 || payload == 0 {
         return whole;
     }
+    // What each segment carries before its payload: IPv6 BIG TCP's jumbo header is not on
+    // the wire.
+    let headers = (l2 + l4 + transport - ip.jumbo) as u64;
     let segments = payload.div_ceil(u64::from(gso.size));
-    let bytes = u64::from(wire_len) + (segments - 1) * headers + segments * tag_bytes;
+    let bytes = segments * headers + payload + segments * tag_bytes;
     (u32::try_from(segments).unwrap_or(u32::MAX), bytes)
 }

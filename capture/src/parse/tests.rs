@@ -388,3 +388,31 @@ fn links_without_a_link_layer_header_parse_from_the_ip_header() {
         Err(ParseError::Truncated)
     );
 }
+
+#[test]
+fn ipv6_big_tcp_jumbo_headers_are_on_no_segment() {
+    // IPv6 BIG TCP: payload length 0 and a hop-by-hop header holding the Jumbo Payload option,
+    // which segmentation strips: 3 segments of 1000 bytes behind 14 + 40 + 20 bytes each.
+    let mut f = tcp_frame("2001:db8::1", "2001:db8::2", 20, 3000);
+    let jumbo_len = (8 + 20 + 3000u32).to_be_bytes();
+    let hbh = [
+        6,
+        0,
+        0xc2,
+        4,
+        jumbo_len[0],
+        jumbo_len[1],
+        jumbo_len[2],
+        jumbo_len[3],
+    ];
+    f.bytes.splice(54..54, hbh);
+    f.bytes[18..20].copy_from_slice(&[0, 0]);
+    f.bytes[20] = 0;
+    let p = parse_gso(&f, Gso::from_virtio(4, 1000)).unwrap();
+    assert_eq!((p.proto, p.ports), (proto::TCP, Some((40000, 443))));
+    assert_eq!((p.segments, p.bytes), (3, 3 * 74 + 3000));
+    // Any other hop-by-hop header stays on every segment.
+    f.bytes[56] = 0x05;
+    let p = parse_gso(&f, Gso::from_virtio(4, 1000)).unwrap();
+    assert_eq!((p.segments, p.bytes), (3, 3 * 82 + 3000));
+}
