@@ -5,6 +5,9 @@
 //! block, waits briefly for every live worker to hand over its tally for the tick, then builds
 //! the snapshot. Merged tallies go straight back to their worker's pool, so steady-state
 //! counting allocates nothing, and each tick's work is bounded by the table sizes.
+//!
+//! Snapshot times come from a [`Clock`]: the wall clock for live capture, the capture's own
+//! timestamps for a replay, which drives the ticks itself ([`Aggregator::close_tick`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +19,7 @@ use crate::config::RingGeometry;
 use crate::counters::Tally;
 use crate::feed::Publisher;
 use crate::groups::GroupTotals;
-use crate::snapshot::{FanoutInfo, FilterStatus, Snapshot, Totals};
+use crate::snapshot::{FanoutInfo, FilterStatus, Snapshot, Source, Totals};
 use crate::stats::{ParseErrors, WorkerStats};
 use crate::worker::Message;
 use crate::{CaptureError, PacketFilter};
@@ -36,6 +39,57 @@ pub(crate) struct Setup {
     pub(crate) filter: Option<Arc<dyn PacketFilter>>,
     pub(crate) groups: Vec<GroupTotals>,
     pub(crate) link: crate::iface::LinkInfo,
+    /// Where the frames come from.
+    pub(crate) source: Source,
+}
+
+/// Where a snapshot's times come from.
+pub(crate) enum Clock {
+    /// Live capture: the wall clock, from when the aggregator was made.
+    Wall {
+        started_at: SystemTime,
+        started: Instant,
+    },
+    /// Replay: the capture's timestamps, moved on by the replay as it reads them. Until the
+    /// first packet, the wall clock's start.
+    Capture {
+        started_at: SystemTime,
+        now: SystemTime,
+    },
+}
+
+impl Clock {
+    /// The wall clock, starting now.
+    pub(crate) fn wall() -> Self {
+        Self::Wall {
+            started_at: SystemTime::now(),
+            started: Instant::now(),
+        }
+    }
+
+    /// A capture-time clock, to be started by the first packet.
+    pub(crate) fn capture() -> Self {
+        let now = SystemTime::now();
+        Self::Capture {
+            started_at: now,
+            now,
+        }
+    }
+
+    /// When capture started, now, and the time between.
+    fn read(&self) -> (SystemTime, SystemTime, Duration) {
+        match self {
+            Self::Wall {
+                started_at,
+                started,
+            } => (*started_at, SystemTime::now(), started.elapsed()),
+            Self::Capture { started_at, now } => (
+                *started_at,
+                *now,
+                now.duration_since(*started_at).unwrap_or_default(),
+            ),
+        }
+    }
 }
 
 /// What the aggregator knows of one worker.
@@ -71,8 +125,7 @@ impl WorkerSlot {
 /// The aggregator's state.
 pub(crate) struct Aggregator {
     setup: Setup,
-    started_at: SystemTime,
-    started: Instant,
+    clock: Clock,
     aggregate: Aggregate,
     /// Named groups' totals, counted exactly by the workers.
     groups: Vec<GroupTotals>,
@@ -82,13 +135,17 @@ pub(crate) struct Aggregator {
 }
 
 impl Aggregator {
-    pub(crate) fn new(setup: Setup, workers: Vec<WorkerSlot>, feed: Publisher) -> Self {
+    pub(crate) fn new(
+        setup: Setup,
+        clock: Clock,
+        workers: Vec<WorkerSlot>,
+        feed: Publisher,
+    ) -> Self {
         Self {
             aggregate: Aggregate::new(setup.max_talkers, setup.flows.then_some(setup.max_flows)),
             groups: setup.groups.clone(),
             setup,
-            started_at: SystemTime::now(),
-            started: Instant::now(),
+            clock,
             workers,
             feed,
             failure: None,
@@ -101,7 +158,7 @@ impl Aggregator {
         messages: &Receiver<Message>,
         epoch: &AtomicU64,
     ) -> (Arc<Snapshot>, Option<CaptureError>) {
-        let mut next_tick = self.started + self.setup.tick;
+        let mut next_tick = Instant::now() + self.setup.tick;
         let mut awaiting: Option<(u64, Instant)> = None;
         while self.workers.iter().any(|w| !w.exited) {
             let deadline = awaiting.map_or(next_tick, |(_, d)| d);
@@ -130,6 +187,60 @@ impl Aggregator {
         }
         let last = Arc::new(self.snapshot());
         (last, self.failure)
+    }
+
+    /// Replay: merges every batch waiting on `messages`, publishes the tick's snapshot as of
+    /// capture time `at` when `publish` says so, and starts the next tick.
+    pub(crate) fn close_tick(
+        &mut self,
+        messages: &Receiver<Message>,
+        at: SystemTime,
+        publish: bool,
+    ) {
+        self.merge_waiting(messages);
+        self.advance_clock(at);
+        if publish {
+            self.feed.snapshot(Arc::new(self.snapshot()));
+        }
+        self.end_tick();
+    }
+
+    /// Replay: an idle tick, with nothing to merge.
+    pub(crate) fn skip_tick(&mut self) {
+        self.end_tick();
+    }
+
+    /// Replay: the first packet's time starts the capture clock.
+    pub(crate) fn start_clock(&mut self, at: SystemTime) {
+        if let Clock::Capture { started_at, now } = &mut self.clock {
+            *started_at = at;
+            *now = at;
+        }
+    }
+
+    /// Replay: capture time has reached `at`.
+    pub(crate) fn advance_clock(&mut self, at: SystemTime) {
+        if let Clock::Capture { now, .. } = &mut self.clock {
+            *now = (*now).max(at);
+        }
+    }
+
+    /// Replay: merges what is waiting, publishes the final snapshot and returns it with the
+    /// first failure.
+    pub(crate) fn finish(
+        mut self,
+        messages: &Receiver<Message>,
+    ) -> (Arc<Snapshot>, Option<CaptureError>) {
+        self.merge_waiting(messages);
+        let last = Arc::new(self.snapshot());
+        self.feed.snapshot(last.clone());
+        (last, self.failure)
+    }
+
+    fn merge_waiting(&mut self, messages: &Receiver<Message>) {
+        while let Ok(message) = messages.try_recv() {
+            self.receive(message);
+        }
     }
 
     fn all_acked(&self, epoch: u64) -> bool {
@@ -189,7 +300,7 @@ impl Aggregator {
     }
 
     fn snapshot(&self) -> Snapshot {
-        let taken_at = SystemTime::now();
+        let (started_at, taken_at, duration) = self.clock.read();
         let rows = self.aggregate.rows(self.setup.tick);
         let mut parse_errors = ParseErrors::default();
         for w in &self.workers {
@@ -197,9 +308,10 @@ impl Aggregator {
         }
         Snapshot {
             interface: self.setup.interface.clone(),
+            source: self.setup.source,
             taken_at,
-            started_at: self.started_at,
-            duration: self.started.elapsed(),
+            started_at,
+            duration,
             tick: self.aggregate.tick(),
             totals: Totals {
                 packets: rows.packets,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use crate::aggregator::{Aggregator, Setup, WorkerSlot};
+use crate::aggregator::{Aggregator, Clock, Setup, WorkerSlot};
 use crate::config::{CaptureConfig, RingGeometry};
 use crate::counters::{Tally, tally_capacity};
 use crate::feed::{Feed, Publisher};
@@ -17,7 +17,7 @@ use crate::groups::{GroupCounts, GroupSet, GroupTotals};
 use crate::iface::LinkInfo;
 use crate::parse::LinkKind;
 use crate::ring::{Ring, interface_index, vnet_hdr_supported};
-use crate::snapshot::{FanoutInfo, Snapshot};
+use crate::snapshot::{FanoutInfo, Snapshot, Source};
 use crate::stats::{RingCounters, WorkerStats};
 use crate::worker::{Counting, Signals, Worker};
 use crate::{CaptureError, PacketFilter, iface};
@@ -103,10 +103,11 @@ impl Opened {
             filter,
             groups: GroupTotals::for_set(&groups),
             link,
+            source: Source::Live,
         };
         let publisher = Publisher::new();
         let feed = publisher.subscribe();
-        let aggregator = Aggregator::new(setup, slots, publisher);
+        let aggregator = Aggregator::new(setup, Clock::wall(), slots, publisher);
         let aggregator = std::thread::Builder::new()
             .name("tc-aggregator".into())
             .spawn(move || {
@@ -211,9 +212,28 @@ impl Capture {
         self.geometry
     }
 
-    /// Stops the workers, drains their rings and returns the final snapshot.
-    pub fn stop(self) -> Result<Finished, CaptureError> {
-        self.stop.store(true, Ordering::Release);
+    /// A capture run by one thread of its own (a replay), which publishes on `feed`, returns
+    /// the final snapshot when it ends, and ends early once `stop` is set.
+    pub(crate) fn single(
+        stop: Arc<AtomicBool>,
+        thread: JoinHandle<Finished>,
+        feed: Feed,
+        fanout: FanoutInfo,
+        geometry: RingGeometry,
+    ) -> Self {
+        Self {
+            stop,
+            workers: Vec::new(),
+            aggregator: thread,
+            fanout,
+            geometry,
+            feed,
+        }
+    }
+
+    /// Waits for a capture that ends by itself (a replay, when its input ends) and returns
+    /// the final snapshot. A live capture ends only when stopped or when it fails.
+    pub fn join(self) -> Result<Finished, CaptureError> {
         for handle in self.workers {
             let _ = handle.join();
         }
@@ -221,6 +241,12 @@ impl Capture {
             name: "tc-aggregator".into(),
             message: "panicked".into(),
         })
+    }
+
+    /// Stops the workers, drains their rings and returns the final snapshot.
+    pub fn stop(self) -> Result<Finished, CaptureError> {
+        self.stop.store(true, Ordering::Release);
+        self.join()
     }
 }
 

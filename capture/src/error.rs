@@ -131,6 +131,9 @@ pub enum CaptureError {
         /// The interface that vanished.
         interface: String,
     },
+    /// A replay could not read its input.
+    #[error(transparent)]
+    Replay(#[from] crate::replay::ReplayError),
     /// A worker or aggregator thread could not be started or died.
     #[error("capture thread {name}: {message}")]
     Thread {

@@ -5,7 +5,8 @@
 //! Data flows one way: ring → worker ([`parse`], [`counters`] into a bounded per-tick
 //! [`Tally`]) → aggregator (once a tick: [`Aggregate`] tables with rate history) →
 //! `Arc<`[`Snapshot`]`>` on a latest-wins [`Feed`] → whoever renders, writes or exports it.
-//! Only the workers do work per packet.
+//! Only the workers do work per packet. [`Capture::replay`] counts a pcap or pcapng file
+//! through the same parse, tally and aggregate code, in capture time ([`replay`]).
 
 pub mod affinity;
 pub mod aggregate;
@@ -21,6 +22,7 @@ mod history;
 pub mod iface;
 pub mod parse;
 mod prefetch;
+pub mod replay;
 mod ring;
 pub mod snapshot;
 pub mod spill;
@@ -35,6 +37,7 @@ pub use engine::{Capture, Finished, MAX_WORKERS, Opened};
 pub use error::CaptureError;
 pub use feed::{Feed, Latest};
 pub use filter::PacketFilter;
+pub use replay::{ReplayError, ReplayInput};
 #[doc(hidden)]
 pub use ring::walk_block;
 pub use ring::{Frame as RingFrame, FrameWalker, Walked};

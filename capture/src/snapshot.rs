@@ -245,11 +245,33 @@ pub struct FanoutInfo {
     pub rollover: bool,
 }
 
+/// Where a capture's frames come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Live, from an interface's rings.
+    #[default]
+    Live,
+    /// Replayed from a pcap file.
+    Pcap,
+    /// Replayed from a pcapng file.
+    Pcapng,
+}
+
+impl Source {
+    /// Whether the frames come from a file.
+    pub fn is_replay(self) -> bool {
+        self != Self::Live
+    }
+}
+
 /// Everything known at one tick.
 #[derive(Clone, Debug, Serialize)]
 pub struct Snapshot {
-    /// The interface captured on.
+    /// The interface captured on; in a replay, the file's path (`-` for standard input).
     pub interface: String,
+    /// Where the frames come from.
+    pub source: Source,
     /// When this snapshot was built.
     #[serde(serialize_with = "rfc3339")]
     pub taken_at: SystemTime,
@@ -300,6 +322,7 @@ impl Snapshot {
     pub fn without_rows(&self) -> Self {
         Self {
             interface: self.interface.clone(),
+            source: self.source,
             taken_at: self.taken_at,
             started_at: self.started_at,
             duration: self.duration,
@@ -331,6 +354,7 @@ pub(crate) mod tests {
     pub(crate) fn empty_snapshot() -> Snapshot {
         Snapshot {
             interface: "tc0".into(),
+            source: Source::Live,
             taken_at: SystemTime::UNIX_EPOCH,
             started_at: SystemTime::UNIX_EPOCH,
             duration: Duration::ZERO,

@@ -233,7 +233,7 @@ impl Counting {
     /// Parses one frame and counts it as traffic (a super-frame as the packets it stands
     /// for) or as a parse error.
     #[inline]
-    fn count(&mut self, frame: Frame<'_>) {
+    pub(crate) fn count(&mut self, frame: Frame<'_>) {
         if frame.outgoing && self.link.skip_outgoing {
             return;
         }
@@ -274,7 +274,7 @@ impl Counting {
     /// The spare is the tally the aggregator merged and sent back last tick. Should it not be
     /// back yet, the worker keeps counting into the current tally, which then goes with the
     /// next tick: late, never lost.
-    fn hand_over(&mut self) -> Result<(), CaptureError> {
+    pub(crate) fn hand_over(&mut self) -> Result<(), CaptureError> {
         let gone = || CaptureError::Thread {
             name: format!("tc-worker-{}", self.stats.id),
             message: "the aggregator stopped".into(),

@@ -12,6 +12,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod capture_file;
 pub mod corpus;
 pub mod frames;
 pub mod http;

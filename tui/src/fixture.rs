@@ -93,6 +93,7 @@ pub fn snapshot(talkers: Vec<Talker>, flows: Vec<Flow>) -> Snapshot {
     };
     Snapshot {
         interface: "eth0".into(),
+        source: traffic_counter_capture::snapshot::Source::Live,
         taken_at: now(),
         started_at: now() - Duration::from_secs(3723),
         duration: Duration::from_secs(3723),
