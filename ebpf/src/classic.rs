@@ -17,6 +17,9 @@ use traffic_counter_capture::snapshot::{FilterKind, Rejects};
 
 use crate::rules::{FilterRules, canonical};
 
+#[cfg(any(test, feature = "interpreter"))]
+pub mod interpret;
+
 /// The kernel's limit on a classic program (`BPF_MAXINSNS`).
 pub const MAX_INSTRUCTIONS: usize = 4096;
 /// What a passing frame returns: keep the whole frame (the kernel clamps to its length).
@@ -424,68 +427,4 @@ impl PacketFilter for ClassicFilter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rules::{CidrList, VlanList};
-
-    fn rules(vlans: Option<&str>, exclude: &str, allow: Option<&str>) -> FilterRules {
-        let list = |s: &str| {
-            if s.is_empty() {
-                Vec::new()
-            } else {
-                s.parse::<CidrList>().unwrap().0
-            }
-        };
-        FilterRules {
-            vlans: vlans.map(|v| v.parse::<VlanList>().unwrap()),
-            exclude: list(exclude),
-            allow: allow.map(list),
-        }
-    }
-
-    #[test]
-    fn prefix_words_mask_what_the_prefix_fixes() {
-        let net = |s: &str| s.parse::<IpNet>().unwrap();
-        assert_eq!(
-            prefix_words(&net("198.18.0.0/15")),
-            vec![(0xc612_0000, 0xfffe_0000)]
-        );
-        assert_eq!(prefix_words(&net("0.0.0.0/0")), vec![]);
-        assert_eq!(
-            prefix_words(&net("2001:db8:5::/48")),
-            vec![(0x2001_0db8, u32::MAX), (0x0005_0000, 0xffff_0000)]
-        );
-        assert_eq!(prefix_words(&net("2001:db8::1/128")).len(), 4);
-    }
-
-    #[test]
-    fn every_jump_lands_inside_the_program() {
-        let r = rules(
-            Some("100,200,untagged"),
-            "198.18.5.0/24,2001:db8:5::/48",
-            Some("198.18.0.0/16,2001:db8::/32"),
-        );
-        let prog = generate(&r).unwrap();
-        for (i, insn) in prog.iter().enumerate() {
-            let class = insn.code & 0x07;
-            if class == 0x05 {
-                let reach = if insn.code == JMP_JA {
-                    insn.k as usize
-                } else {
-                    usize::from(insn.jt.max(insn.jf))
-                };
-                assert!(i + 1 + reach < prog.len(), "insn {i} jumps out: {insn:?}");
-            }
-        }
-        assert_eq!(prog.last().map(|i| i.code), Some(RET_K));
-    }
-
-    #[test]
-    fn too_many_prefixes_is_a_clear_error() {
-        let many: Vec<String> = (0..600).map(|i| format!("2001:db8:{i:x}::/48")).collect();
-        let r = rules(None, &many.join(","), None);
-        let err = ClassicFilter::new(&r).err().unwrap();
-        assert!(err.to_string().contains("4096"), "{err}");
-        assert!(ClassicFilter::new(&rules(None, "", None)).unwrap().len() < 40);
-    }
-}
+mod tests;
