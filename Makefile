@@ -58,16 +58,24 @@ bench:
 	$(SUDO) bench/system.sh 10 target/bench/system.md 5
 
 ## fuzz: run each cargo-fuzz target for FUZZ_SECONDS from the committed seeds (stable Rust,
-## so libFuzzer coverage without a sanitizer); new inputs go to target/fuzz-corpus
+## so libFuzzer coverage without a sanitizer); new inputs go to target/fuzz-corpus, each run's
+## log to target/fuzz-log, a crashing input to fuzz/artifacts. A target that fails (a panic, an
+## assertion, a crash) fails the make, with the end of its log.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := parse_and_count classic_rules
+FUZZ_TARGETS := parse_and_count classic_rules ring_block tables classic_verdicts
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --version 0.13.2
+	@mkdir -p target/fuzz-log
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p target/fuzz-corpus/$$t && \
 	  (cd fuzz && $(CARGO) fuzz run -s none $$t ../target/fuzz-corpus/$$t seeds/$$t -- \
-	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | \
-	    grep -E 'Done|stat::number_of_executed_units|crash|panicked|ERROR') || exit 1; \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1) > target/fuzz-log/$$t.log 2>&1; \
+	  status=$$?; \
+	  echo "$$t:"; grep -E 'Done [0-9]+ runs|stat::number_of_executed_units' target/fuzz-log/$$t.log; \
+	  if [ $$status -ne 0 ]; then \
+	    tail -n 40 target/fuzz-log/$$t.log; \
+	    echo "fuzz target $$t failed (exit $$status); log: target/fuzz-log/$$t.log"; exit 1; \
+	  fi; \
 	done
 
 ## lint: formatting check and clippy with warnings as errors
