@@ -7,12 +7,12 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use testlab::corpus::Corpus;
 use testlab::netns::CAPTURE_IF;
-use testlab::{Frame, L4, Lab};
+use testlab::{COUNT_DEADLINE, Frame, L4, Lab, wait_for};
 use traffic_counter_capture::snapshot::{Rejects, Snapshot};
 use traffic_counter_capture::{Capture, CaptureConfig, PacketFilter};
 use traffic_counter_ebpf::{
@@ -44,31 +44,30 @@ fn rejected(rejects: Option<Rejects>) -> u64 {
     rejects.map_or(0, |r| r.vlan + r.non_ip + r.excluded + r.not_allowed)
 }
 
-/// Waits (at most 10 s) until every frame sent so far is accounted for: read by the capture or
-/// rejected by the filter, `read + rejected_total` in all, or `read` read when the filter
-/// cannot count its rejects (classic). Later sends and list changes then cannot overtake
-/// frames still on their way; the caller asserts how they split.
+/// Waits until every frame sent so far is accounted for: read by the capture or rejected by
+/// the filter, `read + rejected_total` in all, or `read` read when the filter cannot count its
+/// rejects (classic). Later sends and list changes then cannot overtake frames still on their
+/// way; the caller asserts how they split.
 fn wait_for_counts(capture: &Capture, read: u64, rejected_total: u64) {
     let feed = capture.feed();
-    let started = Instant::now();
-    loop {
-        let latest = feed.borrow().snapshot.clone();
-        if let Some(snap) = latest {
-            let seen = (frames_read(&snap), rejected(snap.filter.rejects));
-            let done = match snap.filter.rejects {
-                Some(_) => seen.0 + seen.1 >= read + rejected_total,
-                None => seen.0 >= read,
-            };
-            if done {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "waited 10 s for {read} frames read and {rejected_total} rejected; saw {seen:?}"
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let what = format!("{read} frames read and {rejected_total} rejected (read, rejected)");
+    wait_for(
+        &what,
+        COUNT_DEADLINE,
+        || {
+            let latest = feed.borrow().snapshot.clone();
+            latest.map(|snap| {
+                let known = snap.filter.rejects.is_some();
+                (frames_read(&snap), rejected(snap.filter.rejects), known)
+            })
+        },
+        |seen| match *seen {
+            Some((r, j, true)) => r + j >= read + rejected_total,
+            Some((r, _, false)) => r >= read,
+            None => false,
+        },
+    )
+    .unwrap();
 }
 
 /// Frames with IPv4-mapped addresses in their IPv6 headers, and what the rules of
