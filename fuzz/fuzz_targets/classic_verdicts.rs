@@ -55,9 +55,9 @@ fn prefix(u: &mut Unstructured<'_>) -> Result<IpNet> {
     let bytes = address(u, v6)?;
     let mapped = Ipv6Addr::from(bytes).to_ipv4_mapped();
     Ok(match (v6, mapped) {
-        (false, Some(v4)) => IpNet::V4(
-            Ipv4Net::new(v4, u.int_in_range(0..=32)?).map_err(|_| arbitrary_error())?,
-        ),
+        (false, Some(v4)) => {
+            IpNet::V4(Ipv4Net::new(v4, u.int_in_range(0..=32)?).map_err(|_| arbitrary_error())?)
+        }
         _ => IpNet::V6(
             Ipv6Net::new(Ipv6Addr::from(bytes), u.int_in_range(0..=128)?)
                 .map_err(|_| arbitrary_error())?,
@@ -96,7 +96,11 @@ fn rules(u: &mut Unstructured<'_>) -> Result<FilterRules> {
 
 /// A frame: tags, an EtherType, an IP header with pool addresses, cut at a random length.
 fn frame(u: &mut Unstructured<'_>) -> Result<(Vec<u8>, Option<u16>)> {
-    let offloaded = if u.arbitrary()? { Some(u.arbitrary::<u16>()?) } else { None };
+    let offloaded = if u.arbitrary()? {
+        Some(u.arbitrary::<u16>()?)
+    } else {
+        None
+    };
     let mut bytes = vec![0x02, 0, 0, 0, 0, 0xfe, 0x02, 0, 0, 0, 0, 0x01];
     for _ in 0..u.int_in_range(0..=3)? {
         bytes.extend_from_slice(&u.choose(&VLAN_TPIDS)?.to_be_bytes());
@@ -245,4 +249,3 @@ fuzz_target!(|input: &[u8]| {
         }
     }
 });
-

@@ -6,8 +6,8 @@
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
 
-use traffic_counter_capture::{Aggregate, Tally};
 use traffic_counter_capture::parse::{OffloadedTag, parse_frame};
+use traffic_counter_capture::{Aggregate, Tally};
 
 fuzz_target!(|input: &[u8]| {
     // First byte: an offloaded tag or not; next two: extra wire length beyond the capture.
@@ -35,7 +35,10 @@ fuzz_target!(|input: &[u8]| {
         let p = if round == 1 { &reversed } else { &packet };
         tally.count(p, u64::from(wire_len), round);
     }
-    assert_eq!((tally.packets(), tally.bytes()), (3, 3 * u64::from(wire_len)));
+    assert_eq!(
+        (tally.packets(), tally.bytes()),
+        (3, 3 * u64::from(wire_len))
+    );
     let kept: u64 = tally
         .conversations()
         .iter()

@@ -3,7 +3,7 @@
 //! what it evicted equals what went in, and the rate windows agree with a reference history.
 //!
 //! Input: three bytes of shape (table bounds, flows, workers), then four bytes per operation.
-//! Addresses come from a pool of 24 and byte counts reach 2^44 per packet, so tables evict
+//! Addresses come from a pool of 24 and byte counts reach 2^43 per packet, so tables evict
 //! constantly, histories pass every form (inline, 32-bit ring, 64-bit ring) and wrap their
 //! 40-tick ring.
 #![no_main]
@@ -57,6 +57,14 @@ fn rates(now: u32, per_tick: impl Iterator<Item = (u32, u64)> + Clone) -> Window
     }))
 }
 
+/// One worker: its tally, what went into it since it was last merged (packets, bytes), and
+/// those packets, for the reference.
+struct Worker {
+    tally: Tally,
+    counted: [u64; 2],
+    queued: Vec<Packet>,
+}
+
 fn addr(i: u8) -> Addr {
     match i % 24 {
         n @ 0..16 => Addr::v4([198, 18, 0, n]),
@@ -92,7 +100,10 @@ fn check_tally(tally: &Tally, capacity: usize, counted: [u64; 2]) {
 
 fn check_aggregate(aggregate: &Aggregate, bounds: (usize, Option<usize>), reference: &Reference) {
     assert!(aggregate.talker_count() <= bounds.0, "talkers over bound");
-    assert!(aggregate.flow_count() <= bounds.1.unwrap_or(0), "flows over bound");
+    assert!(
+        aggregate.flow_count() <= bounds.1.unwrap_or(0),
+        "flows over bound"
+    );
     let now = aggregate.tick();
     let rows = aggregate.rows(TICK);
     let total = reference
@@ -130,7 +141,12 @@ fn check_aggregate(aggregate: &Aggregate, bounds: (usize, Option<usize>), refere
     assert_eq!(rows.bytes_per_sec, rates(now, totals));
     for t in &rows.talkers {
         let want = reference.sum_talker(&t.ip);
-        let got = [t.packets_sent, t.bytes_sent, t.packets_received, t.bytes_received];
+        let got = [
+            t.packets_sent,
+            t.bytes_sent,
+            t.packets_received,
+            t.bytes_received,
+        ];
         let per_tick = &reference.talkers[&t.ip];
         let sent = rates(now, per_tick.iter().map(|(&k, v)| (k, v[1])));
         let received = rates(now, per_tick.iter().map(|(&k, v)| (k, v[3])));
@@ -159,17 +175,24 @@ fuzz_target!(|input: &[u8]| {
     let capacity = 1 + usize::from(shape[2] % 8);
     let workers = 1 + usize::from((shape[2] >> 4) % 3);
     let mut aggregate = Aggregate::new(max_talkers, max_flows);
-    let mut tallies: Vec<(Tally, [u64; 2], Vec<(Packet, u64)>)> = (0..workers)
-        .map(|_| (Tally::new(capacity, flows), [0, 0], Vec::new()))
+    let mut tallies: Vec<Worker> = (0..workers)
+        .map(|_| Worker {
+            tally: Tally::new(capacity, flows),
+            counted: [0, 0],
+            queued: Vec::new(),
+        })
         .collect();
     let mut reference = Reference::default();
     let mut ts_ns = 0u64;
-    for op in ops.chunks_exact(4) {
+    // At most 256 operations a run: deep enough to wrap the 40-tick history ring many times,
+    // short enough that the per-merge table clears leave time for many runs.
+    for op in ops.chunks_exact(4).take(256) {
         let (kind, a, b, c) = (op[0], op[1], op[2], op[3]);
         let worker = usize::from(a) % workers;
         match kind % 8 {
             0..=4 => {
-                let proto = [6, 17, 1, 132][usize::from(kind >> 3) % 4];
+                let proto = [6, 17, 1, 132][usize::from(kind >> 3) & 3];
+                let bytes = (60 + u64::from(b) * u64::from(c)) << ((kind >> 6) * 9);
                 let packet = Packet {
                     src: addr(b),
                     dst: addr(c),
@@ -177,21 +200,31 @@ fuzz_target!(|input: &[u8]| {
                     ports: (proto != 1).then_some((u16::from(a >> 2), u16::from(b >> 3))),
                     vlan: None,
                     tags: 0,
+                    // A GRO/GSO super-frame stands for up to four packets on the wire.
+                    segments: 1 + u32::from(a >> 6),
+                    bytes,
                 };
-                let bytes = (60 + u64::from(b) * u64::from(c)) << ((kind >> 5) * 4);
                 ts_ns += 1000;
-                let (tally, counted, queued) = &mut tallies[worker];
-                if kind & 0x10 == 0 {
+                let Worker {
+                    tally,
+                    counted,
+                    queued,
+                } = &mut tallies[worker];
+                if kind & 0x20 == 0 {
                     tally.count(&packet, bytes, ts_ns);
                 } else {
                     tally.push(&packet, bytes, ts_ns);
                 }
-                counted[0] += 1;
+                counted[0] += u64::from(packet.segments);
                 counted[1] += bytes;
-                queued.push((packet, bytes));
+                queued.push(packet);
             }
             5 | 6 => {
-                let (tally, counted, queued) = &mut tallies[worker];
+                let Worker {
+                    tally,
+                    counted,
+                    queued,
+                } = &mut tallies[worker];
                 tally.flush();
                 check_tally(tally, capacity, *counted);
                 aggregate.merge(tally);
@@ -199,14 +232,15 @@ fuzz_target!(|input: &[u8]| {
                 let row = reference.totals.entry(tick).or_default();
                 row[0] += counted[0];
                 row[1] += counted[1];
-                for (p, bytes) in queued.drain(..) {
+                for p in queued.drain(..) {
+                    let bytes = p.bytes;
                     let src = reference.talkers.entry(p.src.into()).or_default();
                     let s = src.entry(tick).or_default();
-                    s[0] += 1;
+                    s[0] += u64::from(p.segments);
                     s[1] += bytes;
                     let dst = reference.talkers.entry(p.dst.into()).or_default();
                     let d = dst.entry(tick).or_default();
-                    d[2] += 1;
+                    d[2] += u64::from(p.segments);
                     d[3] += bytes;
                 }
                 tally.clear();
