@@ -20,6 +20,7 @@ pub mod links;
 pub mod netns;
 pub mod process;
 pub mod scratch;
+pub mod tmux;
 pub mod wait;
 
 pub use frames::{Frame, L4};
