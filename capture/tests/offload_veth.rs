@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
-use testlab::links::{ip_in, set_gso_max_size, sysctl_in, tcp_segments_sent};
+use testlab::links::{ethtool_in, ip_in, set_gso_max_size, sysctl_in, tcp_segments_sent};
 use testlab::netns::{CAPTURE_IF, GENERATOR_IF, in_netns};
 use testlab::{COUNT_DEADLINE, Lab, wait_for};
 use traffic_counter_capture::parse::proto;
@@ -182,6 +182,21 @@ fn tcp_super_frames_count_as_the_segments_tcp_sent() {
     assert_wire_counts(&snap, segments, &V4);
     // Nothing but the stream is IP on this link.
     assert_eq!(snap.flows.len(), 1);
+    assert_eq!(snap.totals.packets, segments);
+}
+
+#[test]
+fn gro_super_frames_count_as_the_segments_tcp_sent() {
+    let lab = tcp_lab("gro", &V4);
+    // The sender segments in software, so the link carries real 1,460-byte segments; the
+    // receiving veth aggregates them again (GRO, which on veth runs in NAPI once enabled).
+    ethtool_in(
+        &lab.generator_ns,
+        &["-K", GENERATOR_IF, "tso", "off", "gso", "off"],
+    );
+    ethtool_in(&lab.capture_ns, &["-K", CAPTURE_IF, "gro", "on"]);
+    let (snap, segments) = stream(&lab, &V4);
+    assert_wire_counts(&snap, segments, &V4);
     assert_eq!(snap.totals.packets, segments);
 }
 

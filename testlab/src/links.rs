@@ -80,6 +80,19 @@ pub fn ip_in(ns: &str, args: &[&str]) {
     run("ip", &full);
 }
 
+/// Runs `ethtool ARGS` inside namespace `ns` (offload features: `-K DEV gro on`); fails naming
+/// the Debian package when ethtool is missing (`make setup` installs it).
+pub fn ethtool_in(ns: &str, args: &[&str]) {
+    let found = Command::new("ethtool").arg("--version").output().is_ok();
+    assert!(
+        found,
+        "ethtool is missing: install the Debian package ethtool (make setup)"
+    );
+    let mut full = vec!["netns", "exec", ns, "ethtool"];
+    full.extend_from_slice(args);
+    run("ip", &full);
+}
+
 /// Sets one sysctl inside namespace `ns`, e.g. `net.ipv4.tcp_sack=0`.
 pub fn sysctl_in(ns: &str, setting: &str) {
     run("ip", &["netns", "exec", ns, "sysctl", "-qw", setting]);
