@@ -16,7 +16,8 @@ use serde_json::Value;
 use testlab::corpus::{self, Corpus, FILTER_ALLOW, FILTER_EXCLUDE, FILTER_VLANS};
 use testlab::http::get;
 use testlab::process::Running;
-use testlab::{Frame, L4, Lab};
+use testlab::wait::{COUNT_DEADLINE, wait_for};
+use testlab::{Frame, L4, Lab, ScratchDir};
 use traffic_counter::metrics::collector::budget;
 
 const BIN: &str = env!("CARGO_BIN_EXE_traffic-counter");
@@ -57,20 +58,15 @@ fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
         .map(|v| v.parse().unwrap())
 }
 
-/// Polls `/metrics` until `done` holds for the text scrape, which it returns.
-fn scrape_until(ns: &str, limit: Duration, done: impl Fn(&str) -> bool) -> String {
-    let until = Instant::now() + limit;
-    loop {
-        let text = get(ns, METRICS, "/metrics", None).body;
-        if done(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < until,
-            "condition not met; last scrape:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Scrapes `/metrics` until the text contains `line`, and returns that scrape.
+fn scrape_until_contains(ns: &str, line: &str) -> String {
+    wait_for(
+        &format!("a scrape containing {line:?}"),
+        COUNT_DEADLINE,
+        || get(ns, METRICS, "/metrics", None).body,
+        |text| text.contains(line),
+    )
+    .unwrap()
 }
 
 /// A Prometheus server in the lab's capture namespace scraping the monitor every second.
@@ -78,7 +74,7 @@ struct Prometheus {
     ns: String,
     // Field order: the server stops before its storage directory is removed.
     _server: Running,
-    _dir: tempfile::TempDir,
+    _dir: ScratchDir,
 }
 
 impl Prometheus {
@@ -92,7 +88,7 @@ impl Prometheus {
             found.is_ok_and(|s| s.success()),
             "the `prometheus` binary is missing: `make setup` installs the Debian package"
         );
-        let dir = tempfile::tempdir().unwrap();
+        let dir = ScratchDir::new("prometheus");
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
@@ -142,15 +138,13 @@ impl Prometheus {
 
     /// Polls `promql` until its result satisfies `done`, for at most 30 s; returns it.
     fn poll(&self, promql: &str, done: impl Fn(&[(Value, f64)]) -> bool) -> Vec<(Value, f64)> {
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            let got = self.query(promql);
-            if done(&got) {
-                return got;
-            }
-            assert!(Instant::now() < until, "{promql}: Prometheus has {got:?}");
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        wait_for(
+            &format!("Prometheus to answer {promql}"),
+            Duration::from_secs(30),
+            || self.query(promql),
+            |got| done(got),
+        )
+        .unwrap()
     }
 
     /// Polls `promql` until it yields exactly one series equal to `want`.
@@ -294,9 +288,7 @@ fn the_text_scrape_passes_promtool_and_accept_selects_openmetrics() {
         "traffic_counter_packets_total{{interface=\"tc0\"}} {}",
         corpus.packets
     );
-    let text = scrape_until(&lab.capture_ns, Duration::from_secs(10), |t| {
-        t.contains(&want)
-    });
+    let text = scrape_until_contains(&lab.capture_ns, &want);
 
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
@@ -430,16 +422,16 @@ fn a_random_source_flood_stays_within_the_series_budget() {
                 "{}\n{text}",
                 series(&text).len()
             );
+            // Pacing, not waiting: a scrape every 100 ms samples the whole flood without
+            // competing with it for the CPU.
             std::thread::sleep(Duration::from_millis(100));
         }
         sender.join().unwrap();
     });
-    let all = format!("{sent}");
-    let text = scrape_until(&lab.capture_ns, Duration::from_secs(10), |t| {
-        t.contains(&format!(
-            "traffic_counter_packets_total{{interface=\"tc0\"}} {all}"
-        ))
-    });
+    let text = scrape_until_contains(
+        &lab.capture_ns,
+        &format!("traffic_counter_packets_total{{interface=\"tc0\"}} {sent}"),
+    );
     let n = series(&text).len();
     assert!(n <= limit, "{n} series > budget {limit}\n{text}");
     // Every place is taken: exactly TOP talkers, two metrics, two directions.
