@@ -5,15 +5,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/counts.rs"]
+mod counts;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use counts::{frames_read, wait_for_counts};
 use ipnet::IpNet;
 use testlab::corpus::Corpus;
 use testlab::netns::CAPTURE_IF;
-use testlab::{COUNT_DEADLINE, Frame, L4, Lab, wait_for};
-use traffic_counter_capture::snapshot::{Rejects, Snapshot};
+use testlab::{Frame, L4, Lab};
+use traffic_counter_capture::snapshot::Snapshot;
 use traffic_counter_capture::{Capture, CaptureConfig, PacketFilter};
 use traffic_counter_ebpf::{
     CidrList, ClassicFilter, EbpfError, EbpfFilter, FilterRules, PrefixList,
@@ -34,40 +38,6 @@ fn start(lab: &Lab, filter: Arc<dyn PacketFilter>) -> Capture {
     config.tick = Duration::from_millis(20);
     lab.in_capture_ns(|| Capture::start(&config, Some(filter)))
         .expect("capture starts")
-}
-
-fn frames_read(snap: &Snapshot) -> u64 {
-    snap.workers.iter().map(|w| w.packets).sum()
-}
-
-fn rejected(rejects: Option<Rejects>) -> u64 {
-    rejects.map_or(0, |r| r.vlan + r.non_ip + r.excluded + r.not_allowed)
-}
-
-/// Waits until every frame sent so far is accounted for: read by the capture or rejected by
-/// the filter, `read + rejected_total` in all, or `read` read when the filter cannot count its
-/// rejects (classic). Later sends and list changes then cannot overtake frames still on their
-/// way; the caller asserts how they split.
-fn wait_for_counts(capture: &Capture, read: u64, rejected_total: u64) {
-    let feed = capture.feed();
-    let what = format!("{read} frames read and {rejected_total} rejected (read, rejected)");
-    wait_for(
-        &what,
-        COUNT_DEADLINE,
-        || {
-            let latest = feed.borrow().snapshot.clone();
-            latest.map(|snap| {
-                let known = snap.filter.rejects.is_some();
-                (frames_read(&snap), rejected(snap.filter.rejects), known)
-            })
-        },
-        |seen| match *seen {
-            Some((r, j, true)) => r + j >= read + rejected_total,
-            Some((r, _, false)) => r >= read,
-            None => false,
-        },
-    )
-    .unwrap();
 }
 
 /// Frames with IPv4-mapped addresses in their IPv6 headers, and what the rules of

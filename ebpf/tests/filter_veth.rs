@@ -4,13 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/counts.rs"]
+mod counts;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use testlab::corpus::{self, Corpus, FILTER_ALLOW, FILTER_EXCLUDE, FILTER_VLANS};
 use testlab::netns::{CAPTURE_IF, GENERATOR_IF, PacketReceiver, PacketSender, in_netns};
-use testlab::{Frame, L4, Lab};
+use testlab::{COUNT_DEADLINE, Frame, L4, Lab, wait_for};
 use traffic_counter_capture::snapshot::{FilterKind, Snapshot};
 use traffic_counter_capture::{Capture, CaptureConfig, PacketFilter};
 use traffic_counter_ebpf::{
@@ -29,11 +32,13 @@ fn capture(lab: &Lab, filter: Arc<dyn PacketFilter>, corpus: &Corpus) -> Snapsho
     let mut config = CaptureConfig::new(CAPTURE_IF);
     config.workers = 2;
     config.flows = true;
+    config.tick = Duration::from_millis(20);
     let capture = lab
         .in_capture_ns(|| Capture::start(&config, Some(filter)))
         .expect("capture starts");
     lab.send(&corpus.frames);
-    std::thread::sleep(Duration::from_millis(50));
+    let rejected = corpus.rejected_total();
+    counts::wait_for_counts(&capture, corpus.frame_count() - rejected, rejected);
     let finished = capture.stop().expect("stops");
     assert!(finished.error.is_none());
     (*finished.snapshot).clone()
@@ -133,11 +138,16 @@ fn verdict_corpus() -> Vec<Frame> {
 }
 
 /// For each frame: (passed eBPF, passed classic), through two plain sockets side by side.
+///
+/// A third socket without a filter, opened first, tells when both have judged a frame: the
+/// kernel hands a frame to a device's packet sockets newest first, in one pass, so once the
+/// oldest has it the other two have run their filters.
 fn verdicts(lab: &Lab, rules: &FilterRules, frames: &[Frame]) -> Vec<(bool, bool)> {
     let ebpf = EbpfFilter::load(rules).unwrap();
     let classic = ClassicFilter::new(rules).unwrap();
-    let (a, b) = lab.in_capture_ns(|| {
+    let (sentinel, a, b) = lab.in_capture_ns(|| {
         (
+            PacketReceiver::open(CAPTURE_IF, |_| {}),
             PacketReceiver::open(CAPTURE_IF, |fd| ebpf.attach(fd).unwrap()),
             PacketReceiver::open(CAPTURE_IF, |fd| classic.attach(fd).unwrap()),
         )
@@ -148,7 +158,14 @@ fn verdicts(lab: &Lab, rules: &FilterRules, frames: &[Frame]) -> Vec<(bool, bool
             .iter()
             .map(|frame| {
                 sender.send(&frame.bytes);
-                std::thread::sleep(Duration::from_millis(2));
+                let seen = wait_for(
+                    "the unfiltered socket to receive the frame",
+                    COUNT_DEADLINE,
+                    || sentinel.drain().len(),
+                    |&n| n > 0,
+                )
+                .unwrap();
+                assert_eq!(seen, 1);
                 let (got_a, got_b) = (a.drain(), b.drain());
                 assert!(got_a.len() <= 1 && got_b.len() <= 1);
                 (got_a.len() == 1, got_b.len() == 1)
@@ -210,21 +227,24 @@ fn a_live_exclude_rejects_later_traffic() {
     let filter = Arc::new(EbpfFilter::load(&FilterRules::default()).unwrap());
     let mut config = CaptureConfig::new(CAPTURE_IF);
     config.workers = 2;
+    config.tick = Duration::from_millis(20);
     let capture = lab
         .in_capture_ns(|| Capture::start(&config, Some(filter.clone())))
         .unwrap();
     let ip = |s: &str| s.parse().unwrap();
     let frame = Frame::ip(ip("198.18.7.1"), ip("198.18.0.1"), L4::Udp(9, 9), 10);
     lab.send(&vec![frame.clone(); 5]);
+    counts::wait_for_counts(&capture, 5, 0);
     filter
         .add(PrefixList::Exclude, "198.18.7.0/24".parse().unwrap())
         .unwrap();
     lab.send(&vec![frame.clone(); 7]);
+    counts::wait_for_counts(&capture, 5, 7);
     filter
         .remove(PrefixList::Exclude, "198.18.7.0/24".parse().unwrap())
         .unwrap();
     lab.send(&vec![frame; 3]);
-    std::thread::sleep(Duration::from_millis(50));
+    counts::wait_for_counts(&capture, 8, 7);
     let snap = capture.stop().unwrap().snapshot;
     assert_eq!(snap.totals.packets, 8);
     assert_eq!(snap.filter.rejects.unwrap().excluded, 7);
