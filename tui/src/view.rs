@@ -77,10 +77,13 @@ fn status_line(app: &App, area: Rect, buf: &mut Buffer) {
         };
         Line::from(Span::styled(message.clone(), style))
     } else {
-        Line::from(Span::styled(
-            "q quit  ? help  Tab view  </> sort  r reverse  / filter  Space pause  b units  w write  x exclude",
-            Style::new().fg(Color::DarkGray),
-        ))
+        let keys = if app.detail.is_some() {
+            "Esc back  q quit  ? help  Space pause  b units  w write"
+        } else {
+            "q quit  ? help  Tab view  Enter detail  g roll-up  </> sort  r reverse  / filter  \
+             Space pause  b units  w write  x exclude"
+        };
+        Line::from(Span::styled(keys, Style::new().fg(Color::DarkGray)))
     };
     Paragraph::new(line).render(area, buf);
 }

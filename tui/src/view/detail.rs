@@ -78,11 +78,15 @@ pub(super) fn render(app: &App, detail: &Detail, area: Rect, buf: &mut Buffer) {
     }
 }
 
-fn bold(text: &str) -> Span<'static> {
-    Span::styled(
-        format!("{text:<11}"),
-        Style::new().add_modifier(Modifier::BOLD),
-    )
+/// `Name       text`: a bold label in an 11-wide column, then the text.
+fn row(name: &str, text: String) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(
+            format!("{name:<11}"),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(text),
+    ])
 }
 
 /// `2027-01-15T07:55:00Z (5m00s ago)`.
@@ -119,39 +123,33 @@ fn talker_lines(app: &App, detail: &Detail, s: &Snapshot) -> Vec<Line<'static>> 
     };
     let all = (2 * s.totals.bytes).max(1) as f64;
     vec![
-        Line::from(vec![
-            bold("First seen"),
-            Span::raw(seen(t.first_seen, s.taken_at)),
-        ]),
-        Line::from(vec![
-            bold("Last seen"),
-            Span::raw(seen(t.last_seen, s.taken_at)),
-        ]),
-        Line::from(vec![
-            bold("Sent"),
-            Span::raw(direction(
+        row("First seen", seen(t.first_seen, s.taken_at)),
+        row("Last seen", seen(t.last_seen, s.taken_at)),
+        row(
+            "Sent",
+            direction(
                 t.bytes_sent,
                 t.packets_sent,
                 &t.sent_bytes_per_sec,
                 app.units,
-            )),
-        ]),
-        Line::from(vec![
-            bold("Received"),
-            Span::raw(direction(
+            ),
+        ),
+        row(
+            "Received",
+            direction(
                 t.bytes_received,
                 t.packets_received,
                 &t.received_bytes_per_sec,
                 app.units,
-            )),
-        ]),
-        Line::from(vec![
-            bold("Share"),
-            Span::raw(format!(
+            ),
+        ),
+        row(
+            "Share",
+            format!(
                 "{} of all bytes",
                 super::cells::share((t.bytes_sent + t.bytes_received) as f64 / all).trim_start()
-            )),
-        ]),
+            ),
+        ),
     ]
 }
 
@@ -171,40 +169,31 @@ fn flow_lines(app: &App, cells: &Cells, detail: &Detail, s: &Snapshot) -> Vec<Li
                 )
             },
         );
-        Line::from(vec![
-            bold(name),
-            Span::raw(format!("{}   {talker}", cells.endpoint(ip, port))),
-        ])
+        row(name, format!("{}   {talker}", cells.endpoint(ip, port)))
     };
     vec![
         endpoint("A (opened)", f.a_ip, f.a_port),
         endpoint("B", f.b_ip, f.b_port),
-        Line::from(vec![bold("Protocol"), Span::raw(cells.proto(f.proto))]),
-        Line::from(vec![
-            bold("First seen"),
-            Span::raw(seen(f.first_seen, s.taken_at)),
-        ]),
-        Line::from(vec![
-            bold("Last seen"),
-            Span::raw(seen(f.last_seen, s.taken_at)),
-        ]),
-        Line::from(vec![
-            bold("A>B"),
-            Span::raw(direction(
+        row("Protocol", cells.proto(f.proto)),
+        row("First seen", seen(f.first_seen, s.taken_at)),
+        row("Last seen", seen(f.last_seen, s.taken_at)),
+        row(
+            "A>B",
+            direction(
                 f.bytes_a_to_b,
                 f.packets_a_to_b,
                 &f.a_to_b_bytes_per_sec,
                 app.units,
-            )),
-        ]),
-        Line::from(vec![
-            bold("B>A"),
-            Span::raw(direction(
+            ),
+        ),
+        row(
+            "B>A",
+            direction(
                 f.bytes_b_to_a,
                 f.packets_b_to_a,
                 &f.b_to_a_bytes_per_sec,
                 app.units,
-            )),
-        ]),
+            ),
+        ),
     ]
 }

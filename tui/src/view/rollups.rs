@@ -42,7 +42,7 @@ pub(super) fn groups(app: &App, area: Rect, buf: &mut Buffer) {
         specs: &GROUPS,
         texts,
         // Ranked by bytes, sent plus received.
-        sorted: &|_, spec| matches!(spec.column, crate::columns::GroupColumn::Share),
+        sorted: Box::new(|_, spec| matches!(spec.column, crate::columns::GroupColumn::Share)),
         descending: true,
         selected: app.talkers.selected.checked_sub(app.talkers.offset),
         title: table_title("Groups", app.row_count(), app.talkers.selected),

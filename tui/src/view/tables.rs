@@ -10,8 +10,8 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
 use traffic_counter_capture::Snapshot;
 
 use super::cells::Cells;
-use crate::app::App;
 use crate::app::rollup::Rollup;
+use crate::app::{App, TableState};
 use crate::columns::{self, Align, FLOWS, FLOWS_STACKED, Spec, StackedColumn, TALKERS};
 use crate::units;
 
@@ -21,14 +21,33 @@ pub(super) struct Grid<'a, C> {
     pub(super) specs: &'a [Spec<C>],
     pub(super) texts: Vec<Vec<String>>,
     /// Whether a column carries the sort mark.
-    pub(super) sorted: &'a dyn Fn(usize, &Spec<C>) -> bool,
+    pub(super) sorted: Box<dyn Fn(usize, &Spec<C>) -> bool + 'a>,
     pub(super) descending: bool,
     /// Which of the rows is selected.
     pub(super) selected: Option<usize>,
     pub(super) title: String,
 }
 
-impl<C> Grid<'_, C> {
+impl<'a, C> Grid<'a, C> {
+    /// A table sorted as `state` says (its sort column marked), the `selected` row highlighted.
+    pub(super) fn sorted_by(
+        specs: &'a [Spec<C>],
+        texts: Vec<Vec<String>>,
+        state: &TableState,
+        selected: Option<usize>,
+        title: String,
+    ) -> Self {
+        let sort = state.sort;
+        Self {
+            specs,
+            texts,
+            sorted: Box::new(move |c, _| c == sort),
+            descending: state.descending,
+            selected,
+            title,
+        }
+    }
+
     pub(super) fn render(self, area: Rect, buf: &mut Buffer) {
         let widths: Vec<u16> = self
             .specs
@@ -109,16 +128,9 @@ pub(super) fn talkers(app: &App, area: Rect, buf: &mut Buffer) {
                 .collect()
         })
         .collect();
-    let sort = app.talkers.sort;
-    Grid {
-        specs: &TALKERS,
-        texts,
-        sorted: &|c, _| c == sort,
-        descending: app.talkers.descending,
-        selected: app.talkers.selected.checked_sub(app.talkers.offset),
-        title: table_title(&name, app.row_count(), app.talkers.selected),
-    }
-    .render(table, buf);
+    let selected = app.talkers.selected.checked_sub(app.talkers.offset);
+    let title = table_title(&name, app.row_count(), app.talkers.selected);
+    Grid::sorted_by(&TALKERS, texts, &app.talkers, selected, title).render(table, buf);
 }
 
 pub(super) fn flows(app: &App, area: Rect, buf: &mut Buffer) {
@@ -167,16 +179,7 @@ pub(super) fn flow_grid(
     area: Rect,
     buf: &mut Buffer,
 ) {
-    let sort = app.flows.sort;
-    Grid {
-        specs: &FLOWS,
-        texts,
-        sorted: &|c, _| c == sort,
-        descending: app.flows.descending,
-        selected,
-        title,
-    }
-    .render(area, buf);
+    Grid::sorted_by(&FLOWS, texts, &app.flows, selected, title).render(area, buf);
 }
 
 /// Flows on two lines each, as iftop draws them on narrow terminals: A over B, and each rate
@@ -221,7 +224,7 @@ fn flows_stacked(app: &App, cells: &Cells, area: Rect, buf: &mut Buffer) {
     Grid {
         specs: &FLOWS_STACKED,
         texts,
-        sorted: &|_, spec: &Spec<StackedColumn>| spec.column.covers(sort),
+        sorted: Box::new(move |_, spec: &Spec<StackedColumn>| spec.column.covers(sort)),
         descending: app.flows.descending,
         selected: selected.checked_sub(start),
         title: table_title("Flows", app.row_count(), app.flows.selected),
