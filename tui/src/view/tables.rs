@@ -15,13 +15,16 @@ use crate::app::{App, TableState};
 use crate::columns::{self, Align, FLOWS, FLOWS_STACKED, Spec, StackedColumn, TALKERS};
 use crate::units;
 
+/// Which columns carry the sort mark: by index, or by spec.
+pub(super) type Marks<'a, C> = Box<dyn Fn(usize, &Spec<C>) -> bool + 'a>;
+
 /// One table ready to draw: its columns' specs and every visible row's cell text, one string
 /// per column (lines split by `\n` for stacked rows).
 pub(super) struct Grid<'a, C> {
     pub(super) specs: &'a [Spec<C>],
     pub(super) texts: Vec<Vec<String>>,
     /// Whether a column carries the sort mark.
-    pub(super) sorted: Box<dyn Fn(usize, &Spec<C>) -> bool + 'a>,
+    pub(super) sorted: Marks<'a, C>,
     pub(super) descending: bool,
     /// Which of the rows is selected.
     pub(super) selected: Option<usize>,
