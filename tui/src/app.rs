@@ -83,6 +83,8 @@ pub enum Action {
     Snapshot(Arc<Snapshot>),
     /// The capture failed.
     CaptureFailed(String),
+    /// The capture ended by itself: a replay reached the end of its file.
+    CaptureEnded,
     /// The terminal's new size.
     Resize(u16, u16),
     /// Show a message in the status line.
@@ -128,6 +130,7 @@ pub struct Trouble {
 
 /// The terminal UI's state.
 #[derive(Debug)]
+#[allow(clippy::struct_excessive_bools)] // independent switches: paused, help, can_exclude, ended
 pub struct App {
     /// The snapshot on screen (frozen while paused).
     pub shown: Option<Arc<Snapshot>>,
@@ -163,6 +166,8 @@ pub struct App {
     pub size: (u16, u16),
     /// Whether `x` can exclude (the eBPF filter is active).
     pub can_exclude: bool,
+    /// The capture ended by itself (a replay is done); the tables keep its final snapshot.
+    pub ended: bool,
     /// Rows passing the filter in the talkers and flows tables.
     rows: [usize; 2],
     /// Indexes of the visible talker rows, in order, computed when anything they depend on
@@ -205,6 +210,7 @@ impl App {
             status: None,
             size,
             can_exclude: false,
+            ended: false,
             rows: [0, 0],
             talker_rows: Vec::new(),
             flow_rows: Vec::new(),
@@ -407,6 +413,7 @@ impl App {
             Action::ExcludeSelected => return self.exclude_selected(),
             Action::Snapshot(snapshot) => self.receive(snapshot),
             Action::CaptureFailed(message) => self.status = Some((message, true)),
+            Action::CaptureEnded => self.ended = true,
             Action::Resize(w, h) => {
                 self.size = (w, h);
             }

@@ -28,6 +28,21 @@ pub struct Args {
     #[arg(short, long, value_name = "IFACE")]
     pub interface: Option<String>,
 
+    /// Count a pcap or pcapng file (Ethernet or Linux cooked SLL/SLL2) instead of an
+    /// interface, `-` for standard input; rates are per second of capture time, and the
+    /// replay ends with the file. Options that only apply to live capture are refused.
+    #[arg(
+        short = 'r',
+        long = "read",
+        value_name = "FILE",
+        conflicts_with_all = [
+            "interface", "workers", "cpus", "fanout", "fanout_group", "fanout_rollover",
+            "block_size", "block_count", "frame_size", "block_timeout", "filter", "metrics",
+            "vlan", "exclude", "allow",
+        ],
+    )]
+    pub read: Option<String>,
+
     /// Capture workers, one per fanout member [default: one per CPU in --cpus, else per
     /// online CPU].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]

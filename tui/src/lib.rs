@@ -44,9 +44,10 @@ pub fn main() -> ExitCode {
 }
 
 fn run(args: cli::Args) -> anyhow::Result<ExitCode> {
-    let interface = match &args.interface {
-        Some(name) => name.clone(),
-        None => iface::default_interface().ok_or(CaptureError::NoDefaultInterface)?,
+    let interface = match (&args.read, &args.interface) {
+        (Some(file), _) => file.clone(),
+        (None, Some(name)) => name.clone(),
+        (None, None) => iface::default_interface().ok_or(CaptureError::NoDefaultInterface)?,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -11,7 +11,7 @@ use anyhow::Context;
 use std::process::ExitCode;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use traffic_counter_capture::snapshot::FilterKind;
-use traffic_counter_capture::{Capture, CaptureConfig, Feed, Snapshot};
+use traffic_counter_capture::{Capture, CaptureConfig, Feed, ReplayInput, Snapshot};
 use traffic_counter_ebpf::Selected;
 
 use crate::cli::Args;
@@ -29,22 +29,31 @@ pub struct Session {
     pub feed: Feed,
     /// SIGINT, SIGTERM and SIGHUP: each asks the session to finish.
     pub stops: Stops,
+    /// Whether this is a replay of a file, which ends by itself.
+    pub replay: bool,
     capture: Capture,
     forward: tokio::task::JoinHandle<()>,
 }
 
 impl Session {
-    /// Sets up the capture on `interface` as `args` ask and starts it.
+    /// Sets up the capture on `interface` (with `--read`, the file's name) as `args` ask and
+    /// starts it. A replay has no socket filter; its session ends by itself when the file
+    /// does, which readers of the feed see as the feed closing.
     pub async fn start(args: &Args, interface: String) -> anyhow::Result<Self> {
         let stops = Stops::install()?;
         let config = args.capture_config(interface);
-        let (mode, link_notice) = args.filter_mode(&config.interface);
-        let mut filter = traffic_counter_ebpf::select(mode, &args.filter_rules())?;
-        filter.notice = filter.notice.or(link_notice);
+        let mut filter = Selected::default();
+        if args.read.is_none() {
+            let (mode, link_notice) = args.filter_mode(&config.interface);
+            filter = traffic_counter_ebpf::select(mode, &args.filter_rules())?;
+            filter.notice = filter.notice.or(link_notice);
+        }
         let (metrics_feed, metrics_rx) = tokio::sync::watch::channel(None);
         let metrics = crate::metrics::start(args, &config.interface, metrics_rx).await?;
-        let opened = Capture::open(&config, filter.filter.clone())?;
-        let capture = opened.run()?;
+        let capture = match &args.read {
+            Some(file) => Capture::replay(&config, &ReplayInput::from_arg(file))?,
+            None => Capture::open(&config, filter.filter.clone())?.run()?,
+        };
         let feed = capture.feed();
         let forward = crate::metrics::forward(capture.feed(), metrics_feed);
         Ok(Self {
@@ -53,6 +62,7 @@ impl Session {
             metrics,
             feed,
             stops,
+            replay: args.read.is_some(),
             capture,
             forward,
         })
@@ -60,6 +70,16 @@ impl Session {
 
     /// One line saying what is being captured and how.
     pub fn describe(&self) -> String {
+        if self.replay {
+            let file = match self.config.interface.as_str() {
+                "-" => "standard input",
+                path => path,
+            };
+            return format!(
+                "replaying {file} in capture time, ticks of {} ms",
+                self.config.tick.as_millis()
+            );
+        }
         let fanout = self.capture.fanout();
         let filter = self
             .filter

@@ -65,13 +65,18 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
             changed = session.feed.changed(), if capture_running => {
                 if changed.is_err() {
                     capture_running = false;
-                    continue;
-                }
-                let latest = session.feed.borrow_and_update();
-                match (&latest.failure, &latest.snapshot) {
-                    (Some(message), _) => Action::CaptureFailed(message.clone()),
-                    (None, Some(s)) => Action::Snapshot(s.clone()),
-                    (None, None) => continue,
+                    // A replay's feed closes when its file is done; the tables stay.
+                    if !session.replay {
+                        continue;
+                    }
+                    Action::CaptureEnded
+                } else {
+                    let latest = session.feed.borrow_and_update();
+                    match (&latest.failure, &latest.snapshot) {
+                        (Some(message), _) => Action::CaptureFailed(message.clone()),
+                        (None, Some(s)) => Action::Snapshot(s.clone()),
+                        (None, None) => continue,
+                    }
                 }
             }
             event = events.recv() => match event {

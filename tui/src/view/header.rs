@@ -5,7 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
-use traffic_counter_capture::snapshot::FilterKind;
+use traffic_counter_capture::snapshot::{FilterKind, Source};
 
 use crate::app::{App, View};
 use crate::units;
@@ -20,12 +20,18 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             FilterKind::Ebpf => "ebpf",
             FilterKind::Classic => "classic",
         };
+        let how = match s.source {
+            Source::Live => format!(
+                "{} workers  fanout {}  filter {filter}  up",
+                s.workers.len(),
+                s.fanout.mode.name()
+            ),
+            Source::Pcap => "replay of pcap  capture time".to_owned(),
+            Source::Pcapng => "replay of pcapng  capture time".to_owned(),
+        };
         who.push(Span::raw(format!(
-            "  {}  {} workers  fanout {}  filter {}  up {}",
+            "  {}  {how} {}",
             s.interface,
-            s.workers.len(),
-            s.fanout.mode.name(),
-            filter,
             super::duration(s.duration),
         )));
         let t = &s.totals;
@@ -54,6 +60,9 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
     } else {
         who.push(Span::raw("  waiting for the first snapshot..."));
+    }
+    if app.ended {
+        who.push(Span::styled("  replay finished", bold.fg(Color::Green)));
     }
     if app.paused {
         who.push(Span::styled(
