@@ -11,6 +11,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::netns::run;
+pub use crate::netns::{ip_in, sysctl_in};
+
 /// `TUNSETIFF`: `_IOW('T', 202, int)`.
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 /// `TUNSETLINK`: `_IOW('T', 205, int)`.
@@ -73,13 +76,6 @@ impl Tun {
     }
 }
 
-/// Runs `ip ARGS` inside namespace `ns`.
-pub fn ip_in(ns: &str, args: &[&str]) {
-    let mut full = vec!["netns", "exec", ns, "ip"];
-    full.extend_from_slice(args);
-    run("ip", &full);
-}
-
 /// Runs `ethtool ARGS` inside namespace `ns` (offload features: `-K DEV gro on`); fails naming
 /// the Debian package when ethtool is missing (`make setup` installs it).
 pub fn ethtool_in(ns: &str, args: &[&str]) {
@@ -91,11 +87,6 @@ pub fn ethtool_in(ns: &str, args: &[&str]) {
     let mut full = vec!["netns", "exec", ns, "ethtool"];
     full.extend_from_slice(args);
     run("ip", &full);
-}
-
-/// Sets one sysctl inside namespace `ns`, e.g. `net.ipv4.tcp_sack=0`.
-pub fn sysctl_in(ns: &str, setting: &str) {
-    run("ip", &["netns", "exec", ns, "sysctl", "-qw", setting]);
 }
 
 /// Raises an interface's GSO limits (`IFLA_GSO_MAX_SIZE`, and `IFLA_GSO_IPV4_MAX_SIZE` for
@@ -215,17 +206,4 @@ fn ifreq(name: &str) -> libc::ifreq {
         *dst = src as libc::c_char;
     }
     req
-}
-
-fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -256,17 +256,20 @@ fn ip(args: &[&str]) {
     run("ip", args);
 }
 
-fn ip_in(ns: &str, args: &[&str]) {
+/// Runs `ip ARGS` inside namespace `ns`.
+pub fn ip_in(ns: &str, args: &[&str]) {
     let mut full = vec!["netns", "exec", ns, "ip"];
     full.extend_from_slice(args);
     run("ip", &full);
 }
 
-fn sysctl_in(ns: &str, setting: &str) {
+/// Sets one sysctl inside namespace `ns`, e.g. `net.ipv4.tcp_sack=0`.
+pub fn sysctl_in(ns: &str, setting: &str) {
     run("ip", &["netns", "exec", ns, "sysctl", "-qw", setting]);
 }
 
-fn run(program: &str, args: &[&str]) {
+/// Runs `program ARGS`, failing with its stderr when it fails.
+pub(crate) fn run(program: &str, args: &[&str]) {
     let out = Command::new(program)
         .args(args)
         .output()

@@ -11,6 +11,15 @@ use crate::aggregator::ACK_WAIT;
 use crate::ring::FrameWalker;
 use crate::ring::testing::{TestFrame as RingFrame, block};
 
+/// Kernel ring statistics of a ring that dropped nothing.
+fn no_drops() -> libc::tpacket_stats_v3 {
+    libc::tpacket_stats_v3 {
+        tp_packets: 0,
+        tp_drops: 0,
+        tp_freeze_q_cnt: 0,
+    }
+}
+
 /// A ring that is never empty; optionally panics on one block.
 struct AlwaysReady {
     frame: Vec<u8>,
@@ -41,11 +50,7 @@ impl FrameSource for AlwaysReady {
     }
 
     fn take_stats(&self) -> Result<libc::tpacket_stats_v3, CaptureError> {
-        Ok(libc::tpacket_stats_v3 {
-            tp_packets: 0,
-            tp_drops: 0,
-            tp_freeze_q_cnt: 0,
-        })
+        Ok(no_drops())
     }
 
     fn block_count(&self) -> u32 {
@@ -200,11 +205,7 @@ impl FrameSource for Blocks {
     }
 
     fn take_stats(&self) -> Result<libc::tpacket_stats_v3, CaptureError> {
-        Ok(libc::tpacket_stats_v3 {
-            tp_packets: 0,
-            tp_drops: 0,
-            tp_freeze_q_cnt: 0,
-        })
+        Ok(no_drops())
     }
 
     fn block_count(&self) -> u32 {
