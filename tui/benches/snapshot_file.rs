@@ -9,8 +9,7 @@ use traffic_counter::snapshot_file::write_snapshot;
 
 fn write(c: &mut Criterion) {
     let snapshot = fixture::many_rows(100_000, 100_000);
-    let dir = std::env::temp_dir().join(format!("tc-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = testlab::ScratchDir::new("bench");
     let path = dir.join("snapshot.json");
     let mut group = c.benchmark_group("snapshot_file");
     group.sample_size(10);
@@ -22,7 +21,6 @@ fn write(c: &mut Criterion) {
         b.iter(|| write_snapshot(&path, &snapshot, Some(1000)).unwrap());
     });
     group.finish();
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 criterion_group!(benches, write);

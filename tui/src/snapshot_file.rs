@@ -171,15 +171,9 @@ fn temp_path(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "tc-snapfile-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    /// A private scratch directory (0700, unpredictable name), removed on drop.
+    fn dir() -> testlab::ScratchDir {
+        testlab::ScratchDir::new("snapfile")
     }
 
     #[test]
@@ -189,8 +183,7 @@ mod tests {
         write_atomic(&target, b"one").unwrap();
         write_atomic(&target, b"two").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"two");
-        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
-        fs::remove_dir_all(d).unwrap();
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
     }
 
     #[test]
@@ -209,7 +202,6 @@ mod tests {
                 .file_type()
                 .is_symlink()
         );
-        fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
