@@ -7,8 +7,8 @@
 # (cargo build --release -p traffic-counter).
 #
 # Each check prints what it verified; the last line is "deploy checks: N passed, M failed"
-# and the exit status is non-zero if any check failed. Nothing outside a temporary
-# directory is written, except package installs.
+# and the exit status is non-zero if any check failed. Nothing outside private temporary
+# directories (mktemp -d: mode 0700, unpredictable names) is written, except package installs.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 BIN=${TRAFFIC_COUNTER_BIN:-target/release/traffic-counter}
@@ -57,8 +57,8 @@ if [ ! -x "$BIN" ]; then
   exit 2
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/deploy-check.XXXXXX")
-chmod 0711 "$work" # the setpriv check runs the binary as an unprivileged UID
+work=$(mktemp -d "${TMPDIR:-/tmp}/deploy-check.XXXXXX") || exit 2
+state="" # the unprivileged run's own directory (check_systemd_identity)
 cleanup() {
   [ -n "${prom_pid:-}" ] && kill "$prom_pid" 2>/dev/null && wait "$prom_pid" 2>/dev/null
   if [ -d "$work/containers" ]; then
@@ -66,6 +66,7 @@ cleanup() {
     buildah "${BUILDAH[@]}" rmi --all --force >/dev/null 2>&1
   fi
   rm -rf "$work"
+  [ -n "$state" ] && rm -rf "$state"
 }
 trap cleanup EXIT
 BUILDAH=(--root "$work/containers/root" --runroot "$work/containers/run" --storage-driver vfs)
@@ -137,9 +138,13 @@ check_systemd_security() {
 # with the eBPF filter, and must fail without the ambient capabilities (which is also why
 # the DaemonSet cannot use runAsNonRoot: Kubernetes grants no ambient capabilities).
 check_systemd_identity() {
-  local caps uid=61234 dir="$work/state" out
+  local caps uid=61234 dir out
   caps=$("${DC[@]}" unit-caps "$UNIT") || return 1
-  mkdir -p "$dir" && chown "$uid:$uid" "$dir"
+  # A private directory of its own for that UID ($work stays 0700, closed to it); this script
+  # only tests the file it writes there, never writes through it.
+  state=$(mktemp -d "${TMPDIR:-/tmp}/deploy-check-state.XXXXXX") || return 1
+  dir=$state
+  chown "$uid:$uid" "$dir" || return 1
   local common=("--reuid=$uid" "--regid=$uid" --clear-groups --bounding-set="-all,$caps" --no-new-privs)
   local run=("$BIN" --headless -i lo --workers 1 --block-count 8 --duration 2 --snapshot-file "$dir/snapshot.json")
   out=$(setpriv "${common[@]}" --inh-caps="-all,$caps" --ambient-caps="-all,$caps" "${run[@]}" --filter ebpf 2>&1) ||
@@ -173,24 +178,35 @@ check_syscalls() {
   strace -f -qq -o "$work/strace.log" "$BIN" "${args[@]}" >"$work/run.log" 2>&1 &
   local pid=$!
   if [ -n "$port" ]; then
-    sleep 1
-    python3 - "$port" <<'EOF' || return 1
+    python3 - "$port" "$pid" <<'EOF' || return 1
 import sys, time, urllib.error, urllib.request
 # Exercises the listener for the syscall trace; what it answers is the exporter's own tests' job.
-port = sys.argv[1]
-for path in ("/metrics", "/healthz"):
-    for attempt in range(10):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-                print(f"GET {path}: {r.status}")
-        except urllib.error.HTTPError as e:
-            print(f"GET {path}: {e.code}")
-        except OSError:
-            time.sleep(0.2)
-            continue
+# Polls /healthz until it reports a first snapshot (200), for as long as the traced run lasts,
+# so that /metrics is then scraped with a snapshot to encode.
+port, pid = sys.argv[1], int(sys.argv[2])
+def get(path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+def running():  # not yet exited (a zombie until the shell reaps it)?
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+while True:
+    try:
+        status = get("/healthz")
+    except OSError:
+        status = None
+    if status == 200:
         break
-    else:
-        sys.exit(f"nothing listens on 127.0.0.1:{port}")
+    if not running():
+        sys.exit(f"127.0.0.1:{port}/healthz never answered 200 while the binary ran (last: {status})")
+    time.sleep(0.05)  # poll interval
+print("GET /healthz: 200")
+print(f"GET /metrics: {get('/metrics')}")
 EOF
   fi
   wait $pid || { echo "the binary failed:"; cat "$work/run.log"; return 1; }
@@ -330,7 +346,7 @@ while True:
             sys.exit("prometheus exited (config or rules rejected)")
         if time.time() > deadline:
             sys.exit("prometheus did not come up")
-    time.sleep(0.3)
+    time.sleep(0.3)  # poll interval; the deadline above bounds the wait
 dropped = [t for t in data["droppedTargets"]
            if t["discoveredLabels"].get("job") == "traffic-counter-kubernetes"]
 static = [t for t in data["activeTargets"] if t["labels"]["job"] == "traffic-counter"]
