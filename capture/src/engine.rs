@@ -345,10 +345,13 @@ fn open_rings(
         let ring = Ring::open(&config.interface, geometry, vnet_hdr)?;
         ring.drop_all()?;
         ring.bind(ifindex)?;
-        if let Some(id) = group {
-            ring.join_fanout(u32::from(id) | (type_flags << 16))?;
+        let joined = if let Some(id) = group {
+            ring.join_fanout(u32::from(id) | (type_flags << 16))
         } else {
-            ring.join_fanout((type_flags | libc::PACKET_FANOUT_FLAG_UNIQUEID) << 16)?;
+            ring.join_fanout((type_flags | libc::PACKET_FANOUT_FLAG_UNIQUEID) << 16)
+        };
+        joined.map_err(|err| down_or(err, &config.interface))?;
+        if group.is_none() {
             group = Some(ring.fanout_group()?);
         }
         rings.push(ring);
@@ -367,6 +370,17 @@ fn open_rings(
         }
     }
     Ok((rings, group.unwrap_or(0)))
+}
+
+/// `err`, unless the link went down since [`check_link`]: kernels before 6.x refuse a fanout
+/// join on a down link with `EINVAL`, which says nothing about why.
+fn down_or(err: CaptureError, interface: &str) -> CaptureError {
+    match iface::link_state(interface) {
+        Ok(state) if !state.up => CaptureError::InterfaceDown {
+            interface: interface.to_owned(),
+        },
+        _ => err,
+    }
 }
 
 /// Checks that the link is up and of a kind capture can parse, and that a filter is only
