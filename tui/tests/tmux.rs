@@ -5,138 +5,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 use testlab::corpus;
+use testlab::tmux::{Tmux, after_exit, exit_status};
 use testlab::wait::{COUNT_DEADLINE, wait_for};
 use testlab::{Lab, ScratchDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_traffic-counter");
-
-/// What the session's shell runs once the binary has exited: records its exit status in
-/// `exit_file`, then reads one line and prints it back. With the terminal restored the typed
-/// line echoes as it is typed and Enter completes the read; left in raw mode, nothing echoes
-/// and Enter (a bare carriage return) never ends the line. The final `sleep` only keeps the
-/// pane open for the checks; the tmux server is killed on drop.
-fn then_probe_the_terminal(exit_file: &Path) -> String {
-    format!(
-        "echo $? > {}; read line; echo \"typed:$line\"; sleep 30",
-        exit_file.display()
-    )
-}
-
-/// The text typed into the shell after the binary has exited.
-const PROBE: &str = "tc-echo-probe";
-
-/// A screen as tmux shows it, printed as lines in a failure message.
-struct Screen(String);
-
-impl fmt::Debug for Screen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\n{}", self.0)
-    }
-}
-
-/// A private tmux server (its socket in a private directory) running one session, killed on
-/// drop.
-struct Tmux {
-    socket: PathBuf,
-    _dir: ScratchDir,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Self {
-        let dir = ScratchDir::new("tmux-server");
-        let tmux = Self {
-            socket: dir.join("socket"),
-            _dir: dir,
-        };
-        tmux.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "ui",
-            "-x",
-            "120",
-            "-y",
-            "30",
-            command,
-        ]);
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs (make setup installs it)");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "ui"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "ui"];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-
-    /// Waits until the screen satisfies `ok` (for at most [`COUNT_DEADLINE`], so a loaded
-    /// machine only makes it slower); returns that screen.
-    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        wait_for(what, COUNT_DEADLINE, || Screen(self.screen()), |s| ok(&s.0))
-            .unwrap()
-            .0
-    }
-
-    /// Whether the pane shows the alternate screen.
-    fn alternate_on(&self) -> bool {
-        self.run(&["display-message", "-p", "-t", "ui", "#{alternate_on}"])
-            .trim()
-            == "1"
-    }
-
-    /// Asserts the terminal is usable after the binary exited (`how`): the primary screen is
-    /// back, and a line typed into the shell echoes and is read on Enter (no raw mode left).
-    fn assert_restored(&self, how: &str) {
-        assert!(!self.alternate_on(), "{how}: still on the alternate screen");
-        self.keys(&["-l", PROBE]);
-        self.keys(&["Enter"]);
-        self.wait_for(
-            &format!("{how}: the typed line to echo and be read (raw mode left behind?)"),
-            |s| {
-                let echoed = s
-                    .lines()
-                    .any(|l| l.trim_end().ends_with(PROBE) && !l.contains("typed:"));
-                echoed && s.contains(&format!("typed:{PROBE}"))
-            },
-        );
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .status();
-    }
-}
+/// The session's size.
+const SIZE: (u16, u16) = (120, 30);
 
 fn table_rows(screen: &str) -> Vec<&str> {
     screen
@@ -168,9 +49,9 @@ fn a_person_can_watch_filter_write_and_quit() {
         "ip netns exec {} {BIN} -i tc0 --workers 2 --flows --tick 200 --snapshot-dir {}; {}",
         lab.capture_ns,
         dir.display(),
-        then_probe_the_terminal(&exit_file)
+        after_exit(&exit_file)
     );
-    let tmux = Tmux::start(&command);
+    let tmux = Tmux::start(&command, SIZE);
     tmux.wait_for("the header", |s| s.contains("traffic-counter  tc0"));
 
     let corpus = corpus::standard();
@@ -226,19 +107,6 @@ fn a_person_can_watch_filter_write_and_quit() {
     tmux.assert_restored("q");
 }
 
-/// The exit status the session's shell wrote, once it has written it.
-fn exit_status(file: &Path) -> String {
-    wait_for(
-        "the UI to exit and its shell to record the status",
-        COUNT_DEADLINE,
-        || std::fs::read_to_string(file).unwrap_or_default(),
-        |text| text.ends_with('\n'),
-    )
-    .unwrap()
-    .trim()
-    .to_owned()
-}
-
 #[test]
 fn ctrl_c_and_sigterm_under_load_restore_the_terminal() {
     let lab = Lab::new("tmuxsig");
@@ -250,9 +118,9 @@ fn ctrl_c_and_sigterm_under_load_restore_the_terminal() {
             "ip netns exec {} sh -c 'echo $$ > {}; exec {BIN} -i tc0 --tick 200'; {}",
             lab.capture_ns,
             pid_file.display(),
-            then_probe_the_terminal(&exit_file)
+            after_exit(&exit_file)
         );
-        let tmux = Tmux::start(&command);
+        let tmux = Tmux::start(&command, SIZE);
         tmux.wait_for("the header", |s| s.contains("traffic-counter  tc0"));
         assert!(
             tmux.alternate_on(),
@@ -305,9 +173,9 @@ fn the_ui_serves_metrics_beside_the_screen() {
         "ip netns exec {} {BIN} -i tc0 --workers 2 --tick 200 --metrics {metrics} \
          --group lab=198.18.0.0/15; {}",
         lab.capture_ns,
-        then_probe_the_terminal(&exit_file)
+        after_exit(&exit_file)
     );
-    let tmux = Tmux::start(&command);
+    let tmux = Tmux::start(&command, SIZE);
     tmux.wait_for("the header", |s| s.contains("traffic-counter  tc0"));
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
