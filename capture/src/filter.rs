@@ -19,3 +19,10 @@ pub trait PacketFilter: Send + Sync {
     /// Frames rejected so far per reason, or `None` where they cannot be known.
     fn rejects(&self) -> Option<Rejects>;
 }
+
+/// A filter that judges frames in userspace, where there is no socket to attach one to (a
+/// replay): the socket filter's verdicts, with each reject counted per reason.
+pub trait FrameFilter: PacketFilter {
+    /// Whether `frame` (from its Ethernet header) passes; a reject is counted.
+    fn pass(&self, frame: &[u8]) -> bool;
+}

@@ -31,13 +31,14 @@ use crate::config::{FanoutMode, RingGeometry};
 use crate::counters::{Tally, tally_capacity};
 use crate::engine::{Capture, Finished};
 use crate::feed::Publisher;
+use crate::filter::FrameFilter;
 use crate::groups::{GroupCounts, GroupSet, GroupTotals};
 use crate::iface::LinkInfo;
 use crate::parse::ParseError;
 use crate::snapshot::{FanoutInfo, Source};
 use crate::stats::{RingCounters, WorkerStats};
 use crate::worker::{Counting, Message};
-use crate::{CaptureConfig, CaptureError};
+use crate::{CaptureConfig, CaptureError, PacketFilter};
 
 pub use reader::Format;
 
@@ -142,7 +143,14 @@ impl Capture {
     ///
     /// The file header is read before this returns, so a file that is not a capture is
     /// refused here.
-    pub fn replay(config: &CaptureConfig, input: &ReplayInput) -> Result<Self, CaptureError> {
+    ///
+    /// `filter`, when given, judges every frame before it is counted, as a socket filter
+    /// would; the frames it rejects are counted per reason and nowhere else.
+    pub fn replay(
+        config: &CaptureConfig,
+        input: &ReplayInput,
+        filter: Option<Arc<dyn FrameFilter>>,
+    ) -> Result<Self, CaptureError> {
         let name = input.name();
         let source: Box<dyn Read + Send> = match input {
             ReplayInput::File(path) => {
@@ -188,7 +196,7 @@ impl Capture {
             max_flows: config.max_flows,
             flows: config.flows,
             tick: config.tick,
-            filter: None,
+            filter: filter.clone().map(|f| f as Arc<dyn PacketFilter>),
             groups: GroupTotals::for_set(&groups),
             link: LinkInfo::default(),
             source: match reader.format() {
@@ -207,6 +215,7 @@ impl Capture {
         let replayer = Replayer {
             reader,
             scratch: Scratch::new(),
+            filter,
             counting,
             ticks: Ticks {
                 aggregator,
@@ -250,6 +259,7 @@ const NO_RING: RingGeometry = RingGeometry {
 struct Replayer<R> {
     reader: Reader<R>,
     scratch: Scratch,
+    filter: Option<Arc<dyn FrameFilter>>,
     /// The one worker's counting state, as a live worker has it.
     counting: Counting,
     ticks: Ticks,
@@ -290,6 +300,7 @@ impl<R: Read> Replayer<R> {
         let Self {
             reader,
             scratch,
+            filter,
             counting,
             ticks,
         } = self;
@@ -297,12 +308,11 @@ impl<R: Read> Replayer<R> {
             match reader.next()? {
                 Next::Packet(record) => {
                     ticks.reach(record.ts_ns, counting)?;
-                    counting.count(scratch.frame(
-                        record.link,
-                        record.data,
-                        record.orig_len,
-                        record.ts_ns,
-                    ));
+                    let frame =
+                        scratch.frame(record.link, record.data, record.orig_len, record.ts_ns);
+                    if filter.as_ref().is_none_or(|f| f.pass(frame.data)) {
+                        counting.count(frame);
+                    }
                 }
                 Next::Truncated(header) => {
                     // Nothing of a cut record is trusted as traffic: one truncated frame.

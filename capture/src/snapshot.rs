@@ -210,6 +210,9 @@ pub enum FilterKind {
     Ebpf,
     /// The classic-BPF fallback, whose rejects nobody counts.
     Classic,
+    /// A replay's filter, which gives the socket filter's verdicts in userspace and counts
+    /// its rejects.
+    Userspace,
 }
 
 /// Frames the socket filter rejected, per reason.

@@ -11,8 +11,10 @@ pub mod consts;
 pub mod loader;
 pub mod rules;
 pub mod select;
+pub mod userspace;
 
 pub use classic::ClassicFilter;
 pub use loader::{EbpfError, EbpfFilter, PrefixList};
 pub use rules::{CidrList, FilterRules, VlanList};
 pub use select::{FilterMode, Selected, select};
+pub use userspace::UserspaceFilter;

@@ -570,6 +570,7 @@ impl App {
                 FilterKind::Classic => {
                     "the classic-BPF fallback cannot change its lists while running"
                 }
+                FilterKind::Userspace => "a replay's filter keeps the rules it started with",
                 _ => "no eBPF filter is attached (--filter none)",
             };
             self.status = Some((format!("cannot exclude: {why}"), true));

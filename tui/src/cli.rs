@@ -30,7 +30,8 @@ pub struct Args {
 
     /// Count a pcap or pcapng file (Ethernet or Linux cooked SLL/SLL2) instead of an
     /// interface, `-` for standard input; rates are per second of capture time, and the
-    /// replay ends with the file. Options that only apply to live capture are refused.
+    /// replay ends with the file. --vlan, --allow and --exclude give the socket filter's
+    /// verdicts in userspace; options that only apply to live capture are refused.
     #[arg(
         short = 'r',
         long = "read",
@@ -38,7 +39,6 @@ pub struct Args {
         conflicts_with_all = [
             "interface", "workers", "cpus", "fanout", "fanout_group", "fanout_rollover",
             "block_size", "block_count", "frame_size", "block_timeout", "filter", "metrics",
-            "vlan", "exclude", "allow",
         ],
     )]
     pub read: Option<String>,

@@ -9,10 +9,13 @@
 
 use anyhow::Context;
 use std::process::ExitCode;
+use std::sync::Arc;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use traffic_counter_capture::snapshot::FilterKind;
 use traffic_counter_capture::{Capture, CaptureConfig, Feed, ReplayInput, Snapshot};
-use traffic_counter_ebpf::Selected;
+
+use traffic_counter_capture::filter::FrameFilter;
+use traffic_counter_ebpf::{FilterRules, Selected, UserspaceFilter};
 
 use crate::cli::Args;
 use crate::metrics::server::Server;
@@ -37,21 +40,28 @@ pub struct Session {
 
 impl Session {
     /// Sets up the capture on `interface` (with `--read`, the file's name) as `args` ask and
-    /// starts it. A replay has no socket filter; its session ends by itself when the file
-    /// does, which readers of the feed see as the feed closing.
+    /// starts it. A replay has no socket filter: with VLAN or prefix rules it gets their
+    /// verdicts in userspace. Its session ends by itself when the file does, which readers of
+    /// the feed see as the feed closing.
     pub async fn start(args: &Args, interface: String) -> anyhow::Result<Self> {
         let stops = Stops::install()?;
         let config = args.capture_config(interface);
+        let rules = args.filter_rules();
+        let mut verdicts = None;
         let mut filter = Selected::default();
         if args.read.is_none() {
             let (mode, link_notice) = args.filter_mode(&config.interface);
-            filter = traffic_counter_ebpf::select(mode, &args.filter_rules())?;
+            filter = traffic_counter_ebpf::select(mode, &rules)?;
             filter.notice = filter.notice.or(link_notice);
+        } else if rules != FilterRules::default() {
+            let userspace = Arc::new(UserspaceFilter::new(&rules));
+            filter.filter = Some(userspace.clone());
+            verdicts = Some(userspace as Arc<dyn FrameFilter>);
         }
         let (metrics_feed, metrics_rx) = tokio::sync::watch::channel(None);
         let metrics = crate::metrics::start(args, &config.interface, metrics_rx).await?;
         let capture = match &args.read {
-            Some(file) => Capture::replay(&config, &ReplayInput::from_arg(file))?,
+            Some(file) => Capture::replay(&config, &ReplayInput::from_arg(file), verdicts)?,
             None => Capture::open(&config, filter.filter.clone())?.run()?,
         };
         let feed = capture.feed();
@@ -70,17 +80,6 @@ impl Session {
 
     /// One line saying what is being captured and how.
     pub fn describe(&self) -> String {
-        if self.replay {
-            let file = match self.config.interface.as_str() {
-                "-" => "standard input",
-                path => path,
-            };
-            return format!(
-                "replaying {file} in capture time, ticks of {} ms",
-                self.config.tick.as_millis()
-            );
-        }
-        let fanout = self.capture.fanout();
         let filter = self
             .filter
             .filter
@@ -89,7 +88,19 @@ impl Session {
                 FilterKind::None => "none",
                 FilterKind::Ebpf => "ebpf",
                 FilterKind::Classic => "classic (reject counts unknown)",
+                FilterKind::Userspace => "userspace",
             });
+        if self.replay {
+            let file = match self.config.interface.as_str() {
+                "-" => "standard input",
+                path => path,
+            };
+            return format!(
+                "replaying {file} in capture time, ticks of {} ms, filter {filter}",
+                self.config.tick.as_millis()
+            );
+        }
+        let fanout = self.capture.fanout();
         format!(
             "capturing on {} with {} workers on CPUs {:?}, fanout {} group {}, {} MiB ring \
              each, filter {filter}",

@@ -63,7 +63,7 @@ fn headless(
 }
 
 /// Asserts the corpus's exact totals, parse errors, talkers and flows, plus `extra_truncated`
-/// cut records.
+/// cut records; the frames it expects a filter to reject are not read.
 fn assert_counts(doc: &Value, c: &Corpus, extra_truncated: u64) {
     assert_eq!(doc["totals"]["packets"], c.packets);
     assert_eq!(doc["totals"]["bytes"], c.bytes);
@@ -73,7 +73,7 @@ fn assert_counts(doc: &Value, c: &Corpus, extra_truncated: u64) {
     assert_eq!(errors["bad_header"], c.bad_header);
     assert_eq!(
         doc["workers"][0]["packets"],
-        c.frame_count() + extra_truncated
+        c.frame_count() - c.rejected_total() + extra_truncated
     );
     let talkers: BTreeMap<IpAddr, [u64; 4]> = doc["talkers"]
         .as_array()
@@ -292,9 +292,6 @@ fn options_that_only_apply_live_are_refused_naming_the_flag() {
         ("--block-timeout", Some("10")),
         ("--filter", Some("ebpf")),
         ("--metrics", Some("127.0.0.1:9848")),
-        ("--vlan", Some("100")),
-        ("--exclude", Some("198.18.0.0/15")),
-        ("--allow", Some("198.18.0.0/15")),
     ] {
         let out = Command::new(BIN)
             .args(["-r", "x.pcap", flag])
@@ -308,6 +305,38 @@ fn options_that_only_apply_live_are_refused_naming_the_flag() {
             "{flag}: {stderr}"
         );
     }
+}
+
+#[test]
+fn vlan_and_prefix_rules_give_the_live_filters_verdicts_and_count_rejects_per_reason() {
+    let c = corpus::filtered();
+    let scratch = ScratchDir::new("replay");
+    let path = scratch.join("filtered.pcapng");
+    std::fs::write(&path, capture_file::pcapng(Link::Sll, &stamped(&c))).unwrap();
+    let (out, doc) = headless(
+        &scratch,
+        path.to_str().unwrap(),
+        None,
+        &[
+            "--vlan",
+            corpus::FILTER_VLANS,
+            "--exclude",
+            corpus::FILTER_EXCLUDE,
+            "--allow",
+            corpus::FILTER_ALLOW,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("filter userspace"), "{stderr}");
+    let doc = doc.unwrap();
+    assert_eq!(doc["filter"]["kind"], "userspace");
+    let rejects = &doc["filter"]["rejects"];
+    for reason in ["vlan", "non_ip", "excluded", "not_allowed"] {
+        assert_eq!(rejects[reason], c.rejected(reason), "{reason}");
+    }
+    // Rejected frames never reach counting, as with a socket filter.
+    assert_counts(&doc, &c, 0);
 }
 
 /// One tmux server of this test's own, killed on drop.

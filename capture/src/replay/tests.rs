@@ -30,7 +30,7 @@ fn replay_bytes(bytes: &[u8], flows: bool) -> Result<Finished, CaptureError> {
     std::fs::write(&path, bytes).unwrap();
     let mut config = CaptureConfig::new("unused");
     config.flows = flows;
-    Capture::replay(&config, &ReplayInput::File(path))?.join()
+    Capture::replay(&config, &ReplayInput::File(path), None)?.join()
 }
 
 /// Asserts every count the corpus expects, per talker and per flow.
@@ -179,16 +179,20 @@ fn a_file_that_is_not_a_capture_is_refused_naming_file_and_offset() {
     let scratch = ScratchDir::new("replay");
     let path = scratch.join("notes.txt");
     std::fs::write(&path, b"hello, this is not a capture\n").unwrap();
-    let err = Capture::replay(&CaptureConfig::new("x"), &ReplayInput::File(path.clone()))
-        .err()
-        .unwrap()
-        .to_string();
+    let err = Capture::replay(
+        &CaptureConfig::new("x"),
+        &ReplayInput::File(path.clone()),
+        None,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains(&path.display().to_string()), "{err}");
     assert!(err.contains("byte offset 0"), "{err}");
     assert!(err.contains("holds 0x68656c6c"), "{err}");
     let empty = scratch.join("empty.pcap");
     std::fs::write(&empty, b"").unwrap();
-    let err = Capture::replay(&CaptureConfig::new("x"), &ReplayInput::File(empty))
+    let err = Capture::replay(&CaptureConfig::new("x"), &ReplayInput::File(empty), None)
         .err()
         .unwrap()
         .to_string();
@@ -197,7 +201,7 @@ fn a_file_that_is_not_a_capture_is_refused_naming_file_and_offset() {
         "{err}"
     );
     let missing = scratch.join("missing.pcap");
-    let err = Capture::replay(&CaptureConfig::new("x"), &ReplayInput::File(missing))
+    let err = Capture::replay(&CaptureConfig::new("x"), &ReplayInput::File(missing), None)
         .err()
         .unwrap()
         .to_string();
@@ -246,7 +250,7 @@ fn an_unsupported_link_type_is_named() {
     let scratch = ScratchDir::new("replay");
     let path = scratch.join("raw.pcap");
     std::fs::write(&path, &bytes).unwrap();
-    let err = Capture::replay(&CaptureConfig::new("x"), &ReplayInput::File(path))
+    let err = Capture::replay(&CaptureConfig::new("x"), &ReplayInput::File(path), None)
         .err()
         .unwrap()
         .to_string();

@@ -85,6 +85,7 @@ pub fn families(snapshot: Option<&Snapshot>, extras: &Extras<'_>) -> Vec<Family>
     let kind = match s.filter.kind {
         FilterKind::Ebpf => "ebpf",
         FilterKind::Classic => "classic",
+        FilterKind::Userspace => "userspace",
         FilterKind::None => "none",
     };
     filter.push(l.with(&[("kind", kind.to_owned())]), Value::Int(1));

@@ -19,6 +19,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             FilterKind::None => "none",
             FilterKind::Ebpf => "ebpf",
             FilterKind::Classic => "classic",
+            FilterKind::Userspace => "userspace",
         };
         let how = match s.source {
             Source::Live => format!(

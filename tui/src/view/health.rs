@@ -32,6 +32,11 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             "Filter     ebpf   rejected: vlan {}  non-IP {}  excluded {}  not allowed {}",
             r.vlan, r.non_ip, r.excluded, r.not_allowed
         )),
+        (FilterKind::Userspace, Some(r)) => Line::raw(format!(
+            "Filter     userspace (replay)   rejected: vlan {}  non-IP {}  excluded {}  \
+             not allowed {}",
+            r.vlan, r.non_ip, r.excluded, r.not_allowed
+        )),
         (_, _) => Line::from(vec![
             Span::raw("Filter     classic   rejected: "),
             Span::styled("unknown", Style::new().fg(Color::Yellow)),
