@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use testlab::corpus::{self, Corpus, FILTER_ALLOW, FILTER_EXCLUDE, FILTER_VLANS};
 use testlab::netns::{CAPTURE_IF, GENERATOR_IF, PacketReceiver, PacketSender, in_netns};
-use testlab::{COUNT_DEADLINE, Frame, L4, Lab, wait_for};
+use testlab::{COUNT_DEADLINE, Frame, L4, Lab, wait_for, wait_for_count};
 use traffic_counter_capture::snapshot::{FilterKind, Snapshot};
 use traffic_counter_capture::{Capture, CaptureConfig, PacketFilter};
 use traffic_counter_ebpf::{
@@ -298,15 +298,18 @@ fn no_unfiltered_frame_reaches_a_ring_during_start() {
                     }
                     sender.send(&unwanted[i % 2].bytes);
                     sent.fetch_add(1, Ordering::Relaxed);
+                    // Pacing, not waiting: a bounded rate keeps the receive backlog from
+                    // overflowing, and no counter says when there is room again.
                     if i % 100 == 99 {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                 }
             });
         });
-        while sent.load(Ordering::Relaxed) < 1000 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for_count("frames sent", COUNT_DEADLINE, 1000, || {
+            sent.load(Ordering::Relaxed)
+        })
+        .unwrap();
         for mode in [FilterMode::Ebpf, FilterMode::Classic] {
             for _ in 0..5 {
                 let selected = select(mode, &rules).unwrap();
@@ -315,7 +318,15 @@ fn no_unfiltered_frame_reaches_a_ring_during_start() {
                 let capture = lab
                     .in_capture_ns(|| Capture::start(&config, selected.filter.clone()))
                     .unwrap();
-                std::thread::sleep(Duration::from_millis(30));
+                // Unwanted frames arrive on the interface while this capture is up.
+                let arrived = lab.capture_rx_packets();
+                wait_for_count(
+                    "unwanted frames on the capture interface during the capture",
+                    COUNT_DEADLINE,
+                    arrived + 200,
+                    || lab.capture_rx_packets(),
+                )
+                .unwrap();
                 let snap = capture.stop().unwrap().snapshot;
                 let frames: u64 = snap.workers.iter().map(|w| w.packets).sum();
                 assert_eq!(frames, 0, "{mode:?}: an unwanted frame reached a ring");
