@@ -7,14 +7,14 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use testlab::ScratchDir;
 use testlab::capture_file::{self, Link};
 use testlab::corpus::{self, Corpus};
+use testlab::tmux::{self, Tmux};
 
 const BIN: &str = env!("CARGO_BIN_EXE_traffic-counter");
 /// 2023-11-14T22:13:20Z in ns; corpus frames follow 100 ms apart.
@@ -339,56 +339,6 @@ fn vlan_and_prefix_rules_give_the_live_filters_verdicts_and_count_rejects_per_re
     assert_counts(&doc, &c, 0);
 }
 
-/// One tmux server of this test's own, killed on drop.
-struct Terminal(String);
-
-impl Terminal {
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.0)
-            .args(args)
-            .output()
-            .expect("tmux is installed (make setup)");
-        assert!(out.status.success(), "tmux {args:?}");
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn screen_when(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut screen = String::new();
-        while Instant::now() < deadline {
-            screen = self.tmux(&["capture-pane", "-p", "-t", "replay"]);
-            if ok(&screen) {
-                return screen;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("no {what} within 10 s; screen:\n{screen}");
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.0, "kill-server"])
-            .status();
-    }
-}
-
-fn read_status(path: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && !text.is_empty()
-        {
-            return text.trim().to_owned();
-        }
-        assert!(Instant::now() < deadline, "the UI did not exit");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn the_ui_replays_a_file_says_it_finished_and_keeps_the_tables() {
     let c = corpus::standard();
@@ -397,23 +347,12 @@ fn the_ui_replays_a_file_says_it_finished_and_keeps_the_tables() {
     std::fs::write(&path, capture_file::pcapng(Link::Sll2, &stamped(&c))).unwrap();
     let status = scratch.join("status");
     let command = format!(
-        "{BIN} -r {} --flows; echo $? > {}; sleep 30",
+        "{BIN} -r {} --flows; {}",
         path.display(),
-        status.display()
+        tmux::after_exit(&status)
     );
-    let term = Terminal(format!("tc-replay-{}", std::process::id()));
-    term.tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "replay",
-        "-x",
-        "120",
-        "-y",
-        "30",
-        &command,
-    ]);
-    let screen = term.screen_when("replay finished", |s| s.contains("replay finished"));
+    let term = Tmux::start(&command, (120, 30));
+    let screen = term.wait_for("replay finished", |s| s.contains("replay finished"));
     assert!(
         screen.contains(&format!(
             "{}  replay of pcapng  capture time 5s",
@@ -429,12 +368,13 @@ fn the_ui_replays_a_file_says_it_finished_and_keeps_the_tables() {
     assert!(screen.contains("2001:db8::2 "), "{screen}");
     // The tables stay: a second look a while later shows the same rows.
     std::thread::sleep(Duration::from_millis(1500));
-    let later = term.tmux(&["capture-pane", "-p", "-t", "replay"]);
+    let later = term.screen();
     assert!(later.contains("replay finished") && later.contains("198.18.0.2 "));
-    term.tmux(&["send-keys", "-t", "replay", "2"]);
-    term.screen_when("the flows view", |s| {
+    term.keys(&["2"]);
+    term.wait_for("the flows view", |s| {
         s.contains(&format!("Flows 1/{}", c.flows.len()))
     });
-    term.tmux(&["send-keys", "-t", "replay", "q"]);
-    assert_eq!(read_status(&status), "0");
+    term.keys(&["q"]);
+    assert_eq!(tmux::exit_status(&status), "0");
+    term.assert_restored("q after a replay");
 }
