@@ -130,6 +130,23 @@ impl Corpus {
         self.rejected.values().sum()
     }
 
+    /// The expected talkers: per address, packets sent, bytes sent, packets received and bytes
+    /// received.
+    pub fn talker_rows(&self) -> BTreeMap<IpAddr, [u64; 4]> {
+        self.talkers
+            .iter()
+            .map(|(ip, t)| {
+                let row = [
+                    t.packets_sent,
+                    t.bytes_sent,
+                    t.packets_received,
+                    t.bytes_received,
+                ];
+                (*ip, row)
+            })
+            .collect()
+    }
+
     /// Rejects expected for one reason.
     pub fn rejected(&self, reason: &str) -> u64 {
         self.rejected.get(reason).copied().unwrap_or(0)

@@ -91,19 +91,7 @@ fn assert_counts(doc: &Value, c: &Corpus, extra_truncated: u64) {
             (ip, counts)
         })
         .collect();
-    let expected: BTreeMap<IpAddr, [u64; 4]> = c
-        .talkers
-        .iter()
-        .map(|(ip, t)| {
-            let counts = [
-                t.packets_sent,
-                t.bytes_sent,
-                t.packets_received,
-                t.bytes_received,
-            ];
-            (*ip, counts)
-        })
-        .collect();
+    let expected = c.talker_rows();
     assert_eq!(talkers, expected);
     let mut flows: Vec<String> = doc["flows"]
         .as_array()

@@ -323,6 +323,15 @@ fn u32_at(bytes: &[u8], big_endian: bool) -> u32 {
     }
 }
 
+/// The error for a malformed record of `name` at `offset`.
+fn malformed(name: &str, offset: u64, what: String) -> ReplayError {
+    ReplayError::Malformed {
+        file: name.to_owned(),
+        offset,
+        what,
+    }
+}
+
 /// Bytes a parse that ran out of input needs in all.
 fn needed(have: usize, needed: Needed) -> usize {
     match needed {
@@ -338,11 +347,7 @@ fn parse_record(
     name: &str,
     offset: u64,
 ) -> Result<Parsed, ReplayError> {
-    let malformed = |what: String| ReplayError::Malformed {
-        file: name.to_owned(),
-        offset,
-        what,
-    };
+    let malformed = |what: String| malformed(name, offset, what);
     match layout {
         Layout::Pcap {
             big_endian,
@@ -413,11 +418,7 @@ fn parse_pcapng(
     name: &str,
     offset: u64,
 ) -> Result<Parsed, ReplayError> {
-    let malformed = |what: String| ReplayError::Malformed {
-        file: name.to_owned(),
-        offset,
-        what,
-    };
+    let malformed = |what: String| malformed(name, offset, what);
     if input.len() < 12 {
         return Ok(Parsed::Need(12));
     }

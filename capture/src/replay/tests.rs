@@ -59,19 +59,7 @@ fn assert_counts(s: &Snapshot, c: &Corpus, extra_truncated: u64) {
             (t.ip, counts)
         })
         .collect();
-    let expected: BTreeMap<IpAddr, [u64; 4]> = c
-        .talkers
-        .iter()
-        .map(|(ip, t)| {
-            let counts = [
-                t.packets_sent,
-                t.bytes_sent,
-                t.packets_received,
-                t.bytes_received,
-            ];
-            (*ip, counts)
-        })
-        .collect();
+    let expected = c.talker_rows();
     assert_eq!(talkers, expected);
     let mut flows: Vec<_> = s
         .flows
