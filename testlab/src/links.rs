@@ -9,10 +9,11 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::netns::run;
 pub use crate::netns::{ip_in, sysctl_in};
+use crate::wait::wait_for;
 
 /// `TUNSETIFF`: `_IOW('T', 202, int)`.
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
@@ -150,18 +151,14 @@ pub fn set_gso_max_size(ifname: &str, bytes: u32) {
 /// Waits until interface `ifname` in the calling thread's namespace is up and running
 /// (`IFF_RUNNING`: carrier and operational state), for at most `limit`.
 pub fn wait_running(ifname: &str, limit: Duration) {
-    let started = Instant::now();
-    loop {
-        let flags = interface_flags(ifname);
-        if flags & (libc::IFF_UP | libc::IFF_RUNNING) == (libc::IFF_UP | libc::IFF_RUNNING) {
-            return;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "{ifname} not running within {limit:?} (flags {flags:#x})"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let up_and_running = libc::IFF_UP | libc::IFF_RUNNING;
+    wait_for(
+        &format!("{ifname} to be up and running (flags {up_and_running:#x})"),
+        limit,
+        || interface_flags(ifname),
+        |&flags| flags & up_and_running == up_and_running,
+    )
+    .unwrap();
 }
 
 fn interface_flags(ifname: &str) -> i32 {
