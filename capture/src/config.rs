@@ -61,6 +61,9 @@ pub struct FanoutConfig {
     pub rollover: bool,
     /// A fixed group id; `None` lets the kernel pick a unique one.
     pub group: Option<u16>,
+    /// Join `group` even when other sockets already use it. Without it, a group that exists
+    /// is refused ([`CaptureError::FanoutGroupInUse`](crate::CaptureError::FanoutGroupInUse)).
+    pub join_existing: bool,
 }
 
 /// Overrides for the ring geometry; `None` takes the default derived from the link speed.

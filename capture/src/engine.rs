@@ -338,6 +338,21 @@ fn open_rings(
         flags |= libc::PACKET_FANOUT_FLAG_ROLLOVER;
     }
     let type_flags = fanout.mode.kernel_type() | flags;
+    if let Some(id) = fanout.group
+        && !fanout.join_existing
+    {
+        match crate::fanout_diag::group_use(id) {
+            Ok(None) => {}
+            Ok(Some(used)) => {
+                return Err(CaptureError::FanoutGroupInUse {
+                    group: id,
+                    sockets: used.sockets,
+                    uids: used.uids,
+                });
+            }
+            Err(source) => return Err(CaptureError::FanoutCheck { group: id, source }),
+        }
+    }
     let mut rings = Vec::with_capacity(config.workers);
     let mut group = fanout.group;
     let vnet_hdr = vnet_hdr_supported();

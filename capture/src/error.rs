@@ -53,6 +53,36 @@ pub enum CaptureError {
         /// Its `ARPHRD_*` type.
         arphrd: u16,
     },
+    /// The fixed fanout group already has members that this capture did not create.
+    #[error(
+        "fanout group {group} is already in use by {sockets} packet socket(s) of uid {}: \
+         another traffic-counter or an IDS (Suricata's default cluster id is 99) captures \
+         with it, and joining would split the frames between us. Pick another --fanout-group, \
+         leave it out for a unique group, or pass --fanout-join to share the group on purpose",
+        uids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    FanoutGroupInUse {
+        /// The group id asked for.
+        group: u16,
+        /// Packet sockets already in it.
+        sockets: usize,
+        /// Their owners.
+        uids: Vec<u32>,
+    },
+    /// Whether the fixed fanout group is in use could not be found out.
+    #[error(
+        "cannot tell whether fanout group {group} is already in use: listing packet sockets \
+         through sock_diag failed ({source}; the kernel needs CONFIG_PACKET_DIAG, module \
+         packet_diag). Leave out --fanout-group for a unique group, or pass --fanout-join to \
+         join it whoever else is in it"
+    )]
+    FanoutCheck {
+        /// The group id asked for.
+        group: u16,
+        /// Why the dump failed.
+        #[source]
+        source: io::Error,
+    },
     /// No interface was named and none could be chosen.
     #[error("no interface given and none is up besides loopback; name one with -i")]
     NoDefaultInterface,
