@@ -5,7 +5,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use traffic_counter::fixture;
-use traffic_counter::snapshot_file::write_snapshot;
+use traffic_counter::snapshot_file::{FileAccess, write_snapshot};
 
 fn write(c: &mut Criterion) {
     let snapshot = fixture::many_rows(100_000, 100_000);
@@ -15,10 +15,10 @@ fn write(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(200_000));
     group.bench_function("all_200k_rows", |b| {
-        b.iter(|| write_snapshot(&path, &snapshot, None).unwrap());
+        b.iter(|| write_snapshot(&path, &snapshot, None, FileAccess::default()).unwrap());
     });
     group.bench_function("top_1000_of_200k_rows", |b| {
-        b.iter(|| write_snapshot(&path, &snapshot, Some(1000)).unwrap());
+        b.iter(|| write_snapshot(&path, &snapshot, Some(1000), FileAccess::default()).unwrap());
     });
     group.finish();
 }

@@ -172,6 +172,24 @@ pub struct Args {
     /// IPv6 prefix length the UI's `g` key rolls talkers up to.
     #[arg(long, value_name = "LEN", default_value_t = 64, value_parser = clap::value_parser!(u8).range(0..=128))]
     pub rollup_v6: u8,
+
+    // Privileges and sharing: who the process becomes once capture is set up, who may read
+    // its files, and whether it may share a fanout group.
+    /// Once capture is set up, run as this user and its groups, with no capabilities (as
+    /// tcpdump -Z) [default: the invoking user under sudo, else the user it started as;
+    /// `root` keeps root, without capabilities].
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Files written (snapshots, `w`) get this group and mode 0640 [default: mode 0600].
+    /// The user it runs as must be a member.
+    #[arg(long, value_name = "NAME")]
+    pub file_group: Option<String>,
+
+    /// Join the --fanout-group even when other sockets already use it (another instance, an
+    /// IDS): the kernel then spreads frames across all of them, and each sees only its share.
+    #[arg(long, requires = "fanout_group")]
+    pub fanout_join: bool,
 }
 
 /// How many rows of each table a headless snapshot file keeps: `Some(n)`, or all of them.
@@ -336,6 +354,7 @@ impl Args {
             mode: self.fanout.into(),
             rollover: self.fanout_rollover,
             group: self.fanout_group,
+            join_existing: self.fanout_join,
         };
         config.ring = RingOptions {
             block_size: self.block_size,

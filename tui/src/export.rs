@@ -14,7 +14,7 @@ use traffic_counter_capture::parse::proto;
 use crate::app::rows::{flow_window, talker_window};
 use crate::app::{App, View};
 use crate::cli::SnapshotFormat;
-use crate::snapshot_file;
+use crate::snapshot_file::{self, FileAccess};
 
 /// The shown snapshot, restricted to the rows passing the filter, in the table's order.
 pub fn view_snapshot(app: &App) -> Option<Snapshot> {
@@ -105,7 +105,12 @@ pub fn csv(app: &App, s: &Snapshot) -> String {
 }
 
 /// Writes the current view into `dir`; returns the path written.
-pub fn write_view(app: &App, dir: &Path, format: SnapshotFormat) -> anyhow::Result<PathBuf> {
+pub fn write_view(
+    app: &App,
+    dir: &Path,
+    format: SnapshotFormat,
+    access: FileAccess,
+) -> anyhow::Result<PathBuf> {
     let s = view_snapshot(app).context("no snapshot yet")?;
     let ext = match format {
         SnapshotFormat::Json => "json",
@@ -125,8 +130,8 @@ pub fn write_view(app: &App, dir: &Path, format: SnapshotFormat) -> anyhow::Resu
         n += 1;
     }
     match format {
-        SnapshotFormat::Json => snapshot_file::write_snapshot(&path, &s, None)?,
-        SnapshotFormat::Csv => snapshot_file::write_atomic(&path, csv(app, &s).as_bytes())
+        SnapshotFormat::Json => snapshot_file::write_snapshot(&path, &s, None, access)?,
+        SnapshotFormat::Csv => snapshot_file::write_atomic(&path, csv(app, &s).as_bytes(), access)
             .with_context(|| format!("writing {}", path.display()))?,
     }
     Ok(path)

@@ -44,7 +44,7 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
                 if let Some(s) = &latest {
                     out.print(s);
                     if let Some(path) = &args.snapshot_file
-                        && let Err(err) = snapshot_file::write_snapshot(path, s, args.top.0)
+                        && let Err(err) = snapshot_file::write_snapshot(path, s, args.top.0, session.files)
                     {
                         eprintln!("traffic-counter: {err:#}; capture continues");
                     }
@@ -64,11 +64,12 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
         }
     }
 
+    let files = session.files;
     session
         .finish(failure, |last| {
             out.print(last);
             match &args.snapshot_file {
-                Some(path) => match snapshot_file::write_snapshot(path, last, args.top.0) {
+                Some(path) => match snapshot_file::write_snapshot(path, last, args.top.0, files) {
                     Ok(()) => true,
                     Err(err) => {
                         eprintln!("traffic-counter: {err:#}");

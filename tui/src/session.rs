@@ -1,9 +1,12 @@
 //! One start and one finish for a capture session, shared by the terminal UI and headless mode.
 //!
 //! Starting is an order that matters: the stop signals are installed first, so none is lost;
-//! the filter is chosen; the exporter binds before capture (a busy port fails before any ring
-//! exists, and it takes the interface's counters as its coverage baseline); the rings are
-//! opened, joined and filtered; and only then do the workers start. Finishing stops the
+//! whom to become and who may read the files are resolved (a typo fails before anything is
+//! opened); the filter is chosen; the exporter binds before capture (a busy port fails before
+//! any ring exists, and it takes the interface's counters as its coverage baseline); the
+//! rings are opened, joined and filtered; privileges are dropped while the process still has
+//! one thread ([`privilege`](crate::privilege)); and only then do the workers start, as does
+//! everything that opens files later. Finishing stops the
 //! capture, drains the rings, hands the final snapshot to the mode and turns what went wrong
 //! into an exit code.
 
@@ -19,6 +22,8 @@ use traffic_counter_ebpf::{FilterRules, Selected, UserspaceFilter};
 
 use crate::cli::Args;
 use crate::metrics::server::Server;
+use crate::privilege::{self, Dropped, Identity, Target};
+use crate::snapshot_file::FileAccess;
 
 /// A running capture with everything around it: filter, exporter, stop signals.
 pub struct Session {
@@ -34,6 +39,10 @@ pub struct Session {
     pub stops: Stops,
     /// Whether this is a replay of a file, which ends by itself.
     pub replay: bool,
+    /// Who may read the files the session writes.
+    pub files: FileAccess,
+    /// Whom the process runs as since setup, and what it kept.
+    pub privileges: Dropped,
     capture: Capture,
     forward: tokio::task::JoinHandle<()>,
 }
@@ -46,6 +55,10 @@ impl Session {
     pub async fn start(args: &Args, interface: String) -> anyhow::Result<Self> {
         let stops = Stops::install()?;
         let config = args.capture_config(interface);
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let target = privilege::target(args.user.as_deref(), privilege::sudo_ids()?, uid)?;
+        let files = file_access(args.file_group.as_deref(), &target)?;
         let rules = args.filter_rules();
         let mut verdicts = None;
         let mut filter = Selected::default();
@@ -60,9 +73,17 @@ impl Session {
         }
         let (metrics_feed, metrics_rx) = tokio::sync::watch::channel(None);
         let metrics = crate::metrics::start(args, &config.interface, metrics_rx).await?;
-        let capture = match &args.read {
-            Some(file) => Capture::replay(&config, &ReplayInput::from_arg(file), verdicts)?,
-            None => Capture::open(&config, filter.filter.clone())?.run()?,
+        let keep = privilege::running_kernel_needs(filter.ebpf.is_some());
+        // A replay needs no privilege at all: it drops before opening the file, which the user
+        // it runs as must be able to read, and before its threads start.
+        let (capture, privileges) = if let Some(file) = &args.read {
+            let privileges = privilege::drop_to(&target, None).context("dropping privileges")?;
+            let input = ReplayInput::from_arg(file);
+            (Capture::replay(&config, &input, verdicts)?, privileges)
+        } else {
+            let opened = Capture::open(&config, filter.filter.clone())?;
+            let privileges = privilege::drop_to(&target, keep).context("dropping privileges")?;
+            (opened.run()?, privileges)
         };
         let feed = capture.feed();
         let forward = crate::metrics::forward(capture.feed(), metrics_feed);
@@ -73,6 +94,8 @@ impl Session {
             feed,
             stops,
             replay: args.read.is_some(),
+            files,
+            privileges,
             capture,
             forward,
         })
@@ -96,20 +119,22 @@ impl Session {
                 path => path,
             };
             return format!(
-                "replaying {file} in capture time, ticks of {} ms, filter {filter}",
-                self.config.tick.as_millis()
+                "replaying {file} in capture time, ticks of {} ms, filter {filter}, {}",
+                self.config.tick.as_millis(),
+                self.privileges
             );
         }
         let fanout = self.capture.fanout();
         format!(
             "capturing on {} with {} workers on CPUs {:?}, fanout {} group {}, {} MiB ring \
-             each, filter {filter}",
+             each, filter {filter}, {}",
             self.config.interface,
             self.config.workers,
             self.config.cpus,
             fanout.mode.name(),
             fanout.group,
             self.capture.geometry().bytes() >> 20,
+            self.privileges,
         )
     }
 
@@ -141,6 +166,26 @@ impl Session {
         }
         Ok(code)
     }
+}
+
+/// Who may read the files written: `--file-group NAME` must be a group of the user the process
+/// will run as, because without capabilities it can give its files only such a group.
+fn file_access(group: Option<&str>, target: &Target) -> anyhow::Result<FileAccess> {
+    let Some(name) = group else {
+        return Ok(FileAccess::default());
+    };
+    let gid = privilege::group_id(name).with_context(|| format!("--file-group {name}"))?;
+    let user = match target {
+        Target::Switch(identity) => identity.clone(),
+        Target::Keep => Identity::current()?,
+    };
+    if !user.in_group(gid) {
+        anyhow::bail!(
+            "--file-group {name}: {} is not a member, so files could not be given that group",
+            user.label()
+        );
+    }
+    Ok(FileAccess { group: Some(gid) })
 }
 
 /// The signals that end a session. SIGHUP counts as one: a closed terminal or a supervisor's

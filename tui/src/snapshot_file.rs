@@ -3,6 +3,8 @@
 //! A reader never sees a half-written file: the new content goes to a temporary file in the
 //! same directory, created exclusively and without following links, and is renamed over the
 //! target. A target that is a symbolic link is refused rather than replaced or followed.
+//! Files are private to the user the process runs as (0600), or readable by one group the
+//! operator names (0640, `--file-group`): snapshots name the busiest hosts of a network.
 //!
 //! Headless mode keeps the biggest talkers and flows (`--top`, 1000 of each by default) and
 //! sums up the rest in `omitted_talkers` / `omitted_flows`, so a file stays small and cheap to
@@ -10,7 +12,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -94,7 +96,12 @@ fn limited(snapshot: &Snapshot, top: usize) -> (Snapshot, EvictedTalkers, Evicte
 
 /// Writes the snapshot to `path` atomically as compact JSON (one line), streamed to the file
 /// rather than built in memory, keeping the top `top` talkers and flows (all with `None`).
-pub fn write_snapshot(path: &Path, snapshot: &Snapshot, top: Option<usize>) -> anyhow::Result<()> {
+pub fn write_snapshot(
+    path: &Path,
+    snapshot: &Snapshot,
+    top: Option<usize>,
+    access: FileAccess,
+) -> anyhow::Result<()> {
     let kept;
     let doc = match top {
         Some(n) if n < snapshot.talkers.len().max(snapshot.flows.len()) => {
@@ -111,16 +118,30 @@ pub fn write_snapshot(path: &Path, snapshot: &Snapshot, top: Option<usize>) -> a
             omitted_flows: EvictedFlows::default(),
         },
     };
-    write_atomic_with(path, |out| {
+    write_atomic_with(path, access, |out| {
         serde_json::to_writer(&mut *out, &doc).map_err(io::Error::other)?;
         out.write_all(b"\n")
     })
     .with_context(|| format!("writing snapshot {}", path.display()))
 }
 
+/// Who may read the files written: the user the process runs as, and perhaps one group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileAccess {
+    /// The group given read access (mode 0640); `None` for mode 0600.
+    pub group: Option<u32>,
+}
+
+impl FileAccess {
+    /// The file mode.
+    pub fn mode(self) -> u32 {
+        if self.group.is_some() { 0o640 } else { 0o600 }
+    }
+}
+
 /// Replaces `path` with `content` via a temporary file and a rename; refuses symlinks.
-pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
-    write_atomic_with(path, |out| out.write_all(content))
+pub fn write_atomic(path: &Path, content: &[u8], access: FileAccess) -> io::Result<()> {
+    write_atomic_with(path, access, |out| out.write_all(content))
 }
 
 /// Replaces `path` with what `write_body` writes, via a temporary file in the same directory
@@ -130,6 +151,7 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
 /// pieces, and a virtual call per piece cost more than the formatting itself.
 pub fn write_atomic_with(
     path: &Path,
+    access: FileAccess,
     write_body: impl FnOnce(&mut BufWriter<fs::File>) -> io::Result<()>,
 ) -> io::Result<()> {
     if let Ok(meta) = fs::symlink_metadata(path)
@@ -145,9 +167,15 @@ pub fn write_atomic_with(
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&temp)?;
+        // The group first, then the mode: the umask may have narrowed the one asked for at
+        // creation, and the file is never readable by a group it does not have yet.
+        if let Some(gid) = access.group {
+            std::os::unix::fs::fchown(&file, None, Some(gid))?;
+        }
+        file.set_permissions(fs::Permissions::from_mode(access.mode()))?;
         let mut out = BufWriter::with_capacity(1 << 16, file);
         write_body(&mut out)?;
         let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
@@ -180,10 +208,25 @@ mod tests {
     fn replaces_the_file_and_leaves_no_temporary() {
         let d = dir();
         let target = d.join("snap.json");
-        write_atomic(&target, b"one").unwrap();
-        write_atomic(&target, b"two").unwrap();
+        write_atomic(&target, b"one", FileAccess::default()).unwrap();
+        write_atomic(&target, b"two", FileAccess::default()).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"two");
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn files_are_private_or_readable_by_the_group_named() {
+        use std::os::unix::fs::MetadataExt;
+        let d = dir();
+        let private = d.join("private.json");
+        write_atomic(&private, b"x", FileAccess::default()).unwrap();
+        assert_eq!(fs::metadata(&private).unwrap().mode() & 0o7777, 0o600);
+        // SAFETY: getegid has no preconditions.
+        let gid = unsafe { libc::getegid() };
+        let shared = d.join("shared.json");
+        write_atomic(&shared, b"x", FileAccess { group: Some(gid) }).unwrap();
+        let meta = fs::metadata(&shared).unwrap();
+        assert_eq!((meta.mode() & 0o7777, meta.gid()), (0o640, gid));
     }
 
     #[test]
@@ -193,7 +236,7 @@ mod tests {
         fs::write(&victim, b"keep me").unwrap();
         let link = d.join("snap.json");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
-        let err = write_atomic(&link, b"evil").unwrap_err();
+        let err = write_atomic(&link, b"evil", FileAccess::default()).unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert_eq!(fs::read(&victim).unwrap(), b"keep me");
         assert!(
@@ -206,7 +249,12 @@ mod tests {
 
     #[test]
     fn an_unwritable_directory_is_an_error() {
-        let err = write_atomic(Path::new("/proc/tc-no-such-dir/snap.json"), b"x").unwrap_err();
+        let err = write_atomic(
+            Path::new("/proc/tc-no-such-dir/snap.json"),
+            b"x",
+            FileAccess::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -96,11 +96,15 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
             Effect::None => {}
             Effect::Quit => break,
             Effect::WriteSnapshot => {
-                let status =
-                    match export::write_view(&app, &args.snapshot_dir, args.snapshot_format) {
-                        Ok(path) => (format!("wrote {}", path.display()), false),
-                        Err(err) => (format!("{err:#}"), true),
-                    };
+                let status = match export::write_view(
+                    &app,
+                    &args.snapshot_dir,
+                    args.snapshot_format,
+                    session.files,
+                ) {
+                    Ok(path) => (format!("wrote {}", path.display()), false),
+                    Err(err) => (format!("{err:#}"), true),
+                };
                 app.update(Action::Status(status.0, status.1));
             }
             Effect::Exclude(ip) => {
