@@ -7,12 +7,14 @@
 CARGO ?= cargo
 ARGS ?=
 # Debian packages the build, the tests and the benchmarks need.
-DEBS := iproute2 procps libcap2-bin clang-19 llvm-19 libbpf-dev netsniff-ng tcpdump tmux prometheus ethtool
+DEBS := iproute2 procps libcap2-bin clang-19 llvm-19 libbpf-dev netsniff-ng tcpdump tmux prometheus ethtool sudo
 ROOT := $(shell [ "$$(id -u)" -eq 0 ] && echo yes)
 SUDO := $(if $(ROOT),,sudo)
 TARGET_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 RUNNER_VAR := CARGO_TARGET_$(shell echo '$(TARGET_TRIPLE)' | tr 'a-z-' 'A-Z_')_RUNNER
-RUNNER := $(if $(ROOT),,$(RUNNER_VAR)="sudo -E")
+# Without sudo's SUDO_UID/SUDO_GID: the binary drops to the user that ran sudo, and the tests
+# that want that set them (or run sudo) themselves.
+RUNNER := $(if $(ROOT),,$(RUNNER_VAR)="sudo -E env -u SUDO_UID -u SUDO_GID -u SUDO_USER")
 
 .PHONY: setup build run test bench lint fmt clean ebpf fuzz
 

@@ -29,6 +29,10 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "deploy/check.sh must run as root (sudo $0)" >&2
   exit 2
 fi
+# Run through sudo, the binary would drop to the invoking user after setup and could not
+# write into this script's root-owned scratch directory: the checks run it as root, or as the
+# unit's identity, explicitly.
+unset SUDO_UID SUDO_GID SUDO_USER
 
 # --- what the checks need ------------------------------------------------------------------
 debs=()

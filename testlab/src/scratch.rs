@@ -59,10 +59,13 @@ impl ScratchDir {
     /// Creates the subdirectory `name`, mode 0700, owned by `uid`:`gid`, for a program under
     /// test that runs as another user (`--user nobody`) and must write there.
     ///
-    /// The subdirectory stays inside this private directory, so only root and that user can
-    /// reach it. Read what that user wrote with [`read_no_follow`]: they could have replaced
-    /// a file with a symlink.
+    /// That user must be able to pass through this directory to reach it, so this directory
+    /// becomes 0711: others may traverse it but not list it, and its name and the
+    /// subdirectory's stay unguessable to anyone but that user. Read what that user wrote
+    /// with [`read_no_follow`]: they could have replaced a file with a symlink.
     pub fn subdir_owned_by(&self, name: &str, uid: u32, gid: u32) -> PathBuf {
+        fs::set_permissions(self.path(), fs::Permissions::from_mode(0o711))
+            .unwrap_or_else(|e| panic!("chmod 0711 {}: {e}", self.path().display()));
         let path = self.join(name);
         DirBuilder::new()
             .mode(0o700)
