@@ -190,6 +190,14 @@ pub struct Args {
     /// IDS): the kernel then spreads frames across all of them, and each sees only its share.
     #[arg(long, requires = "fanout_group")]
     pub fanout_join: bool,
+
+    /// Show addresses only: no reverse DNS lookups at all (`n` toggles names in the UI).
+    #[arg(short = 'n', long)]
+    pub no_dns: bool,
+
+    /// Show port numbers, not service names from /etc/services.
+    #[arg(short = 'N', long)]
+    pub no_port_names: bool,
 }
 
 /// How many rows of each table a headless snapshot file keeps: `Some(n)`, or all of them.
@@ -473,6 +481,11 @@ mod tests {
         assert!(c.flows);
         assert_eq!(c.max_talkers, 10);
         assert_eq!(args.top, TopRows(Some(1000)));
+        assert!(!args.no_dns && !args.no_port_names);
+        let off = Args::try_parse_from(["traffic-counter", "-n", "-N"]).unwrap();
+        assert!(off.no_dns && off.no_port_names);
+        let long = Args::try_parse_from(["traffic-counter", "--no-dns", "--no-port-names"]);
+        assert!(long.is_ok_and(|a| a.no_dns && a.no_port_names));
         let all = Args::try_parse_from(["traffic-counter", "--top", "all"]).unwrap();
         assert_eq!(all.top, TopRows(None));
     }

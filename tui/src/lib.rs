@@ -11,6 +11,7 @@ pub mod export;
 pub mod fixture;
 pub mod headless;
 pub mod metrics;
+pub mod names;
 pub mod privilege;
 pub mod ranking;
 pub mod session;
