@@ -5,6 +5,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use traffic_counter::fixture;
+use traffic_counter::names::NameMap;
 use traffic_counter::snapshot_file::{FileAccess, write_snapshot};
 
 fn write(c: &mut Criterion) {
@@ -15,10 +16,28 @@ fn write(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(200_000));
     group.bench_function("all_200k_rows", |b| {
-        b.iter(|| write_snapshot(&path, &snapshot, None, FileAccess::default()).unwrap());
+        b.iter(|| {
+            write_snapshot(
+                &path,
+                &snapshot,
+                None,
+                &NameMap::default(),
+                FileAccess::default(),
+            )
+            .unwrap()
+        });
     });
     group.bench_function("top_1000_of_200k_rows", |b| {
-        b.iter(|| write_snapshot(&path, &snapshot, Some(1000), FileAccess::default()).unwrap());
+        b.iter(|| {
+            write_snapshot(
+                &path,
+                &snapshot,
+                Some(1000),
+                &NameMap::default(),
+                FileAccess::default(),
+            )
+            .unwrap()
+        });
     });
     group.finish();
 }

@@ -21,6 +21,7 @@ use self::history::{History, Record};
 use self::query::Query;
 use self::rollup::{Rolled, Rollup};
 use crate::columns::{self, FlowColumn, TalkerColumn};
+use crate::names::{NameMap, Naming};
 use crate::units::Units;
 
 /// Which table is shown.
@@ -89,6 +90,12 @@ pub enum Action {
     Resize(u16, u16),
     /// Show a message in the status line.
     Status(String, bool),
+    /// The resolver's latest host names.
+    Names(Arc<NameMap>),
+    /// Show host names or addresses.
+    ToggleNames,
+    /// Show service names or port numbers.
+    TogglePortNames,
 }
 
 /// What the event loop must do after an update.
@@ -168,6 +175,8 @@ pub struct App {
     pub can_exclude: bool,
     /// The capture ended by itself (a replay is done); the tables keep its final snapshot.
     pub ended: bool,
+    /// Host and service names, and whether they are shown.
+    pub names: Naming,
     /// Rows passing the filter in the talkers and flows tables.
     rows: [usize; 2],
     /// Indexes of the visible talker rows, in order, computed when anything they depend on
@@ -211,10 +220,41 @@ impl App {
             size,
             can_exclude: false,
             ended: false,
+            names: Naming::default(),
             rows: [0, 0],
             talker_rows: Vec::new(),
             flow_rows: Vec::new(),
             keys: Vec::new(),
+        }
+    }
+
+    /// The app with these names (from the command line: `-n`, `-N`).
+    #[must_use]
+    pub fn with_names(mut self, names: Naming) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// The addresses of the rows on screen, for the resolver to name (rolled-up rows are
+    /// networks and groups, not hosts).
+    pub fn on_screen(&self) -> Vec<IpAddr> {
+        let Some(s) = &self.shown else {
+            return Vec::new();
+        };
+        match self.view {
+            View::Talkers if self.rolled.mode != Rollup::Addresses => Vec::new(),
+            View::Talkers => self
+                .talker_rows
+                .iter()
+                .filter_map(|&i| Some(s.talkers.get(i)?.ip))
+                .collect(),
+            View::Flows => self
+                .flow_rows
+                .iter()
+                .filter_map(|&i| s.flows.get(i))
+                .flat_map(|f| [f.a_ip, f.b_ip])
+                .collect(),
+            View::Health => Vec::new(),
         }
     }
 
@@ -322,7 +362,9 @@ impl App {
                 | Action::Resize(..)
                 | Action::OpenDetail
                 | Action::CycleRollup
-        );
+                | Action::ToggleNames
+                | Action::TogglePortNames
+        ) || (matches!(action, Action::Names(_)) && !self.filter.is_empty());
         let effect = self.apply(action);
         if refresh {
             self.refresh();
@@ -418,6 +460,25 @@ impl App {
                 self.size = (w, h);
             }
             Action::Status(message, error) => self.status = Some((message, error)),
+            Action::Names(hosts) => self.names.set_hosts(hosts),
+            Action::ToggleNames => {
+                if self.names.dns {
+                    self.names.show_hosts = !self.names.show_hosts;
+                } else {
+                    self.status = Some(("no host names: started with -n/--no-dns".into(), true));
+                }
+            }
+            Action::TogglePortNames => {
+                if self.names.has_services() {
+                    self.names.show_services = !self.names.show_services;
+                } else {
+                    self.status = Some((
+                        "no service names: started with -N/--no-port-names, or no /etc/services"
+                            .into(),
+                        true,
+                    ));
+                }
+            }
         }
         Effect::None
     }
@@ -484,7 +545,15 @@ impl App {
                 let source = self.rolled.talkers(&s);
                 let (total, window) = windowed(&mut self.talkers, page, |offset| {
                     let range = (offset, page);
-                    rows::talker_window(source, &self.filter, column, desc, range, &mut self.keys)
+                    rows::talker_window(
+                        source,
+                        &self.filter,
+                        &self.names,
+                        column,
+                        desc,
+                        range,
+                        &mut self.keys,
+                    )
                 });
                 self.rows[0] = total;
                 self.talker_rows = window;
@@ -493,7 +562,15 @@ impl App {
                 let (column, desc) = (self.flow_sort(), self.flows.descending);
                 let (total, window) = windowed(&mut self.flows, page, |offset| {
                     let range = (offset, page);
-                    rows::flow_window(&s.flows, &self.filter, column, desc, range, &mut self.keys)
+                    rows::flow_window(
+                        &s.flows,
+                        &self.filter,
+                        &self.names,
+                        column,
+                        desc,
+                        range,
+                        &mut self.keys,
+                    )
                 });
                 self.rows[1] = total;
                 self.flow_rows = window;

@@ -14,6 +14,7 @@ use traffic_counter_capture::parse::proto;
 use crate::app::rows::{flow_window, talker_window};
 use crate::app::{App, View};
 use crate::cli::SnapshotFormat;
+use crate::names::NameMap;
 use crate::snapshot_file::{self, FileAccess};
 
 /// The shown snapshot, restricted to the rows passing the filter, in the table's order.
@@ -26,6 +27,7 @@ pub fn view_snapshot(app: &App) -> Option<Snapshot> {
     let (_, talkers) = talker_window(
         &shown.talkers,
         &app.filter,
+        &app.names,
         talker_sort,
         talker_desc,
         all,
@@ -39,6 +41,7 @@ pub fn view_snapshot(app: &App) -> Option<Snapshot> {
     let (_, flows) = flow_window(
         &shown.flows,
         &app.filter,
+        &app.names,
         flow_sort,
         flow_desc,
         all,
@@ -130,7 +133,15 @@ pub fn write_view(
         n += 1;
     }
     match format {
-        SnapshotFormat::Json => snapshot_file::write_snapshot(&path, &s, None, access)?,
+        SnapshotFormat::Json => {
+            let none = NameMap::default();
+            let names = if app.names.show_hosts {
+                app.names.hosts()
+            } else {
+                &none
+            };
+            snapshot_file::write_snapshot(&path, &s, None, names, access)?;
+        }
         SnapshotFormat::Csv => snapshot_file::write_atomic(&path, csv(app, &s).as_bytes(), access)
             .with_context(|| format!("writing {}", path.display()))?,
     }

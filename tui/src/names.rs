@@ -115,7 +115,8 @@ mod tests {
     fn names_show_only_when_switched_on() {
         let ip: IpAddr = "198.18.0.1".parse().unwrap();
         let mut naming = Naming::new(true, Some(Services::parse("domain 53/udp\n")));
-        naming.set_hosts(Arc::new(NameMap::from_iter([(ip, Arc::from("one.lab"))])));
+        let hosts: NameMap = [(ip, Arc::from("one.lab"))].into_iter().collect();
+        naming.set_hosts(Arc::new(hosts));
         assert_eq!(naming.host(ip), Some("one.lab"));
         assert_eq!(naming.service(17, 53), Some("domain"));
         naming.show_hosts = false;

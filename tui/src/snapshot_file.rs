@@ -9,6 +9,11 @@
 //! Headless mode keeps the biggest talkers and flows (`--top`, 1000 of each by default) and
 //! sums up the rest in `omitted_talkers` / `omitted_flows`, so a file stays small and cheap to
 //! write every interval while table rows + evicted + omitted still add up to the totals.
+//!
+//! A talker whose address has a known host name carries it as `name` (see
+//! [`talker_names`]); the capture library's snapshot knows nothing of names.
+
+mod talker_names;
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -17,24 +22,52 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use traffic_counter_capture::Snapshot;
 use traffic_counter_capture::snapshot::{EvictedFlows, EvictedTalkers, Flow, Talker};
 
+use crate::names::NameMap;
 use crate::ranking::top_n;
 
-/// A snapshot file: the snapshot (perhaps with only its top rows) and what was left out.
-#[derive(Serialize)]
+/// A snapshot file: the snapshot (perhaps with only its top rows), its talkers' host names,
+/// and what was left out.
 struct Document<'a> {
-    #[serde(flatten)]
     snapshot: &'a Snapshot,
+    /// Host names for the talkers that have one.
+    names: &'a NameMap,
     /// Sums of the talker rows not written.
     omitted_talkers: EvictedTalkers,
     /// Sums of the flow rows not written.
     omitted_flows: EvictedFlows,
 }
 
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        talker_names::fields_into(&mut map, self.snapshot, self.names)?;
+        map.serialize_entry("omitted_talkers", &self.omitted_talkers)?;
+        map.serialize_entry("omitted_flows", &self.omitted_flows)?;
+        map.end()
+    }
+}
+
 fn talker_bytes(t: &Talker) -> u64 {
     t.bytes_sent + t.bytes_received
+}
+
+/// The order a file keeps talkers in: most bytes first, ties by address.
+fn by_bytes(a: &Talker, b: &Talker) -> std::cmp::Ordering {
+    talker_bytes(b)
+        .cmp(&talker_bytes(a))
+        .then_with(|| a.ip.cmp(&b.ip))
+}
+
+/// The addresses of the first `n` talkers a file writes: the ones worth naming.
+pub fn top_addresses(snapshot: &Snapshot, n: usize) -> Vec<std::net::IpAddr> {
+    top_n(&snapshot.talkers, n, by_bytes)
+        .into_iter()
+        .map(|t| t.ip)
+        .collect()
 }
 
 fn flow_bytes(f: &Flow) -> u64 {
@@ -63,14 +96,10 @@ fn limited(snapshot: &Snapshot, top: usize) -> (Snapshot, EvictedTalkers, Evicte
             bytes: flow_bytes(f),
         });
     }
-    s.talkers = top_n(&snapshot.talkers, top, |a, b| {
-        talker_bytes(b)
-            .cmp(&talker_bytes(a))
-            .then_with(|| a.ip.cmp(&b.ip))
-    })
-    .into_iter()
-    .cloned()
-    .collect();
+    s.talkers = top_n(&snapshot.talkers, top, by_bytes)
+        .into_iter()
+        .cloned()
+        .collect();
     s.flows = top_n(&snapshot.flows, top, |a, b| {
         flow_bytes(b)
             .cmp(&flow_bytes(a))
@@ -95,11 +124,13 @@ fn limited(snapshot: &Snapshot, top: usize) -> (Snapshot, EvictedTalkers, Evicte
 }
 
 /// Writes the snapshot to `path` atomically as compact JSON (one line), streamed to the file
-/// rather than built in memory, keeping the top `top` talkers and flows (all with `None`).
+/// rather than built in memory, keeping the top `top` talkers and flows (all with `None`),
+/// each talker with its host name from `names` when it has one.
 pub fn write_snapshot(
     path: &Path,
     snapshot: &Snapshot,
     top: Option<usize>,
+    names: &NameMap,
     access: FileAccess,
 ) -> anyhow::Result<()> {
     let kept;
@@ -108,12 +139,14 @@ pub fn write_snapshot(
             kept = limited(snapshot, n);
             Document {
                 snapshot: &kept.0,
+                names,
                 omitted_talkers: kept.1,
                 omitted_flows: kept.2,
             }
         }
         _ => Document {
             snapshot,
+            names,
             omitted_talkers: EvictedTalkers::default(),
             omitted_flows: EvictedFlows::default(),
         },
@@ -245,6 +278,79 @@ mod tests {
                 .file_type()
                 .is_symlink()
         );
+    }
+
+    #[test]
+    fn talkers_carry_their_names_and_nothing_else_changes() {
+        fn json<T: Serialize>(v: &T) -> serde_json::Value {
+            serde_json::from_str(&serde_json::to_string(v).unwrap()).unwrap()
+        }
+        let d = dir();
+        let path = d.join("snap.json");
+        let snapshot = crate::fixture::small();
+        let read = |p: &Path| -> serde_json::Value {
+            serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
+        };
+        write_snapshot(
+            &path,
+            &snapshot,
+            None,
+            &NameMap::default(),
+            FileAccess::default(),
+        )
+        .unwrap();
+        let plain = read(&path);
+        // Without names, the file is the snapshot's own serialisation plus the omitted sums
+        // (compared through JSON text, as f32 rates read back from text).
+        let mut want = json(&snapshot);
+        want["omitted_talkers"] = json(&EvictedTalkers::default());
+        want["omitted_flows"] = json(&EvictedFlows::default());
+        assert!(
+            plain == want,
+            "the file without names differs from the snapshot"
+        );
+
+        let ns1: std::net::IpAddr = "2001:db8::53".parse().unwrap();
+        let names: NameMap = [(ns1, std::sync::Arc::from("ns1.lab.example"))]
+            .into_iter()
+            .collect();
+        write_snapshot(&path, &snapshot, Some(3), &names, FileAccess::default()).unwrap();
+        let doc = read(&path);
+        let talkers = doc["talkers"].as_array().unwrap();
+        assert_eq!(talkers.len(), 3);
+        for t in talkers {
+            let ip: std::net::IpAddr = t["ip"].as_str().unwrap().parse().unwrap();
+            let mut without = t.clone();
+            let name = without.as_object_mut().unwrap().remove("name");
+            if ip == ns1 {
+                assert_eq!(name, Some(serde_json::json!("ns1.lab.example")));
+            } else {
+                assert_eq!(name, None, "{ip}");
+            }
+            let row = snapshot.talkers.iter().find(|r| r.ip == ip).unwrap();
+            assert_eq!(without, json(row));
+        }
+        // Every other field is as without names.
+        for key in [
+            "totals",
+            "workers",
+            "flows",
+            "evicted_talkers",
+            "groups",
+            "filter",
+        ] {
+            assert!(doc.get(key).is_some(), "{key}");
+        }
+        assert_eq!(doc["omitted_talkers"]["entries"], 2);
+    }
+
+    #[test]
+    fn top_addresses_are_the_files_first_rows() {
+        let snapshot = crate::fixture::small();
+        let top = top_addresses(&snapshot, 2);
+        let (kept, _, _) = limited(&snapshot, 2);
+        let ips: Vec<std::net::IpAddr> = kept.talkers.iter().map(|t| t.ip).collect();
+        assert_eq!(top, ips);
     }
 
     #[test]

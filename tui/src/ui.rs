@@ -18,6 +18,7 @@ use crate::app::rollup::Rolled;
 use crate::app::{Action, App, Effect};
 use crate::cli::Args;
 use crate::export;
+use crate::names::{Naming, Resolver, Services, services};
 use crate::session::Session;
 
 /// What arrives on the UI's one channel.
@@ -45,9 +46,13 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;
     let restore = Restore;
     let size = terminal.size().context("reading the terminal size")?;
-    let mut app = App::new((size.width, size.height));
+    let (mut resolver, naming, names_notice) = start_names(&args);
+    let mut app = App::new((size.width, size.height)).with_names(naming);
     app.rolled = Rolled::new(args.rollup_lens(), args.groups.clone());
-    if let Some(notice) = &session.filter.notice {
+    for notice in [&session.filter.notice, &names_notice]
+        .into_iter()
+        .flatten()
+    {
         app.update(Action::Status(notice.clone(), true));
     }
     let stop_input = Arc::new(AtomicBool::new(false));
@@ -56,6 +61,7 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
     let mut failure = None;
 
     loop {
+        resolver.want(app.on_screen());
         terminal
             .draw(|frame| frame.render_widget(&app, frame.area()))
             .context("drawing")?;
@@ -87,6 +93,7 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
                 },
                 None => break,
             },
+            hosts = resolver.changed() => Action::Names(hosts),
             () = session.stops.recv() => Action::Quit,
         };
         if let Action::CaptureFailed(message) = &action {
@@ -127,6 +134,21 @@ pub async fn run(args: Args, interface: String) -> anyhow::Result<ExitCode> {
     drop(restore);
     let _ = input.join();
     session.finish(failure, |_| true).await
+}
+
+/// The names the command line asks for: the resolver thread unless `-n`, the services
+/// database unless `-N`, and a notice when either could not be had.
+fn start_names(args: &Args) -> (Resolver, Naming, Option<String>) {
+    let (resolver, dns_notice) = Resolver::system(!args.no_dns);
+    let mut notices: Vec<String> = dns_notice.into_iter().collect();
+    let services = (!args.no_port_names).then(|| {
+        let (db, why) = Services::load(std::path::Path::new(services::SYSTEM_PATH));
+        notices.extend(why);
+        db
+    });
+    let naming = Naming::new(resolver.is_on(), services);
+    let notice = (!notices.is_empty()).then(|| notices.join("; "));
+    (resolver, naming, notice)
 }
 
 /// Reads terminal events on a thread of its own and forwards them.

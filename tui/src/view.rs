@@ -65,7 +65,7 @@ fn status_line(app: &App, area: Rect, buf: &mut Buffer) {
             Span::raw(text.clone()),
             Span::styled("_", Style::new().add_modifier(Modifier::SLOW_BLINK)),
             Span::styled(
-                "   Enter apply  Esc cancel  (address, CIDR, port or protocol)",
+                "   Enter apply  Esc cancel  (address, name, CIDR, port or protocol)",
                 Style::new().fg(Color::DarkGray),
             ),
         ])

@@ -1,5 +1,6 @@
-//! The `/` filter: text that matches a substring of an address, a CIDR, a port or a protocol
-//! name. A row passes when any reading of the text matches; checking a row allocates nothing.
+//! The `/` filter: text that matches a substring of an address or of a host or service name
+//! shown, a CIDR, a port or a protocol name. A row passes when any reading of the text
+//! matches; checking a row allocates nothing.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -7,6 +8,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use traffic_counter_capture::parse::proto;
 use traffic_counter_capture::snapshot::{Flow, Talker};
+
+use crate::names::Naming;
 
 /// A parsed `/` filter: the text matches a substring of an address, a CIDR, a port or a
 /// protocol name; a row passes when any reading of the text matches.
@@ -83,29 +86,37 @@ impl Query {
         self.text.is_empty()
     }
 
-    fn address(&self, ip: IpAddr) -> bool {
+    fn address(&self, ip: IpAddr, names: &Naming) -> bool {
         if let Some(prefix) = self.cidr {
             return prefix.contains(ip);
         }
         let mut buf = StackText::default();
         let _ = write!(buf, "{ip}");
-        buf.as_str().contains(self.text.as_str())
+        buf.as_str().contains(self.text.as_str()) || self.named(names.host(ip))
     }
 
-    /// Whether a talker passes.
-    pub fn talker(&self, t: &Talker) -> bool {
-        self.is_empty() || self.address(t.ip)
+    /// Whether a name shown (names are kept lowercase) contains the text.
+    fn named(&self, name: Option<&str>) -> bool {
+        name.is_some_and(|n| n.contains(self.text.as_str()))
     }
 
-    /// Whether a flow passes.
-    pub fn flow(&self, f: &Flow) -> bool {
+    /// Whether a talker passes; `names` are the host names shown.
+    pub fn talker(&self, t: &Talker, names: &Naming) -> bool {
+        self.is_empty() || self.address(t.ip, names)
+    }
+
+    /// Whether a flow passes; `names` are the host and service names shown.
+    pub fn flow(&self, f: &Flow, names: &Naming) -> bool {
+        let service = |port: Option<u16>| port.and_then(|p| names.service(f.proto, p));
         self.is_empty()
-            || self.address(f.a_ip)
-            || self.address(f.b_ip)
+            || self.address(f.a_ip, names)
+            || self.address(f.b_ip, names)
             || self
                 .port
                 .is_some_and(|p| f.a_port == Some(p) || f.b_port == Some(p))
             || self.proto == Some(f.proto)
+            || self.named(service(f.a_port))
+            || self.named(service(f.b_port))
     }
 }
 
@@ -144,9 +155,12 @@ impl std::fmt::Write for StackText {
 mod tests {
     use std::time::SystemTime;
 
+    use std::sync::Arc;
+
     use traffic_counter_capture::snapshot::{Timestamp, WindowRates};
 
     use super::*;
+    use crate::names::{NameMap, Services};
 
     fn talker(ip: &str) -> Talker {
         Talker {
@@ -166,20 +180,58 @@ mod tests {
     fn queries_match_addresses_cidrs_ports_and_protocols() {
         let t4 = talker("198.18.0.2");
         let t6 = talker("2001:db8::7");
-        assert!(Query::new("").talker(&t4));
-        assert!(Query::new("0.2").talker(&t4) && !Query::new("0.2").talker(&t6));
-        assert!(Query::new("198.18.0.0/24").talker(&t4));
-        assert!(!Query::new("198.18.1.0/24").talker(&t4));
-        assert!(Query::new("0.0.0.0/0").talker(&t4) && !Query::new("0.0.0.0/0").talker(&t6));
-        assert!(Query::new("::/0").talker(&t6) && Query::new("2001:db8::7/128").talker(&t6));
+        let none = Naming::default();
+        assert!(Query::new("").talker(&t4, &none));
+        assert!(Query::new("0.2").talker(&t4, &none) && !Query::new("0.2").talker(&t6, &none));
+        assert!(Query::new("198.18.0.0/24").talker(&t4, &none));
+        assert!(!Query::new("198.18.1.0/24").talker(&t4, &none));
         assert!(
-            Query::new("198.18.0.2/32").talker(&t4) && !Query::new("198.18.0.3/32").talker(&t4)
+            Query::new("0.0.0.0/0").talker(&t4, &none)
+                && !Query::new("0.0.0.0/0").talker(&t6, &none)
         );
         assert!(
-            Query::new("2001:db8::/33").talker(&t6) && !Query::new("2001:db9::/32").talker(&t6)
+            Query::new("::/0").talker(&t6, &none)
+                && Query::new("2001:db8::7/128").talker(&t6, &none)
         );
-        assert!(Query::new("DB8::7").talker(&t6));
-        let flow = Flow {
+        assert!(
+            Query::new("198.18.0.2/32").talker(&t4, &none)
+                && !Query::new("198.18.0.3/32").talker(&t4, &none)
+        );
+        assert!(
+            Query::new("2001:db8::/33").talker(&t6, &none)
+                && !Query::new("2001:db9::/32").talker(&t6, &none)
+        );
+        assert!(Query::new("DB8::7").talker(&t6, &none));
+        let flow = flow();
+        for text in ["udp", "53", "4000", "198.18.0.1", "198.18.0.0/30"] {
+            assert!(Query::new(text).flow(&flow, &none), "{text}");
+        }
+        for text in ["tcp", "54", "198.18.0.9", "2001:db8::/32", "198.18.0.4/30"] {
+            assert!(!Query::new(text).flow(&flow, &none), "{text}");
+        }
+    }
+
+    #[test]
+    fn queries_match_the_names_shown() {
+        let ns1: IpAddr = "198.18.0.1".parse().unwrap();
+        let mut names = Naming::new(true, Some(Services::parse("domain 53/udp\n")));
+        let hosts: NameMap = [(ns1, Arc::from("ns1.lab.example"))].into_iter().collect();
+        names.set_hosts(Arc::new(hosts));
+        let (t, flow) = (talker("198.18.0.1"), flow());
+        assert!(Query::new("NS1.lab").talker(&t, &names));
+        assert!(!Query::new("ns2").talker(&t, &names));
+        // The flow's responder is ns1, on the domain port.
+        assert!(Query::new("lab.example").flow(&flow, &names));
+        assert!(Query::new("domain").flow(&flow, &names));
+        names.show_hosts = false;
+        names.show_services = false;
+        assert!(!Query::new("ns1").talker(&t, &names));
+        assert!(!Query::new("lab.example").flow(&flow, &names));
+        assert!(!Query::new("domain").flow(&flow, &names));
+    }
+
+    fn flow() -> Flow {
+        Flow {
             proto: 17,
             a_ip: "198.18.0.2".parse().unwrap(),
             a_port: Some(4000),
@@ -193,12 +245,6 @@ mod tests {
             last_seen: Timestamp(0),
             a_to_b_bytes_per_sec: WindowRates::default(),
             b_to_a_bytes_per_sec: WindowRates::default(),
-        };
-        for text in ["udp", "53", "4000", "198.18.0.1", "198.18.0.0/30"] {
-            assert!(Query::new(text).flow(&flow), "{text}");
-        }
-        for text in ["tcp", "54", "198.18.0.9", "2001:db8::/32", "198.18.0.4/30"] {
-            assert!(!Query::new(text).flow(&flow), "{text}");
         }
     }
 }

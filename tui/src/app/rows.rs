@@ -11,6 +11,7 @@ use traffic_counter_capture::snapshot::{Flow, Talker};
 
 use super::query::Query;
 use crate::columns::{FlowColumn, TalkerColumn};
+use crate::names::Naming;
 
 fn rate(r: &traffic_counter_capture::snapshot::WindowRates, w: usize) -> f64 {
     r.get(w)
@@ -188,6 +189,7 @@ fn settle_ties(rows: &mut [usize], keys: &[Key], full: impl Fn(usize) -> IpAddr,
 pub fn talker_window(
     items: &[Talker],
     query: &Query,
+    names: &Naming,
     column: TalkerColumn,
     descending: bool,
     range: (usize, usize),
@@ -199,7 +201,7 @@ pub fn talker_window(
     };
     window(
         items,
-        |t| query.talker(t),
+        |t| query.talker(t, names),
         |t, i| talker_key(t, column, order, i),
         |t| t.ip,
         order,
@@ -212,12 +214,20 @@ pub fn talker_window(
 pub fn flow_window(
     items: &[Flow],
     query: &Query,
+    names: &Naming,
     column: FlowColumn,
     descending: bool,
     range: (usize, usize),
     keys: &mut Vec<Key>,
 ) -> (usize, Vec<usize>) {
-    flows_where(items, |f| query.flow(f), column, descending, range, keys)
+    flows_where(
+        items,
+        |f| query.flow(f, names),
+        column,
+        descending,
+        range,
+        keys,
+    )
 }
 
 /// The flows with `ip` at either end, ordered like the flows view: a talker's detail lists them.
@@ -315,6 +325,7 @@ mod tests {
                     let (total, shown) = talker_window(
                         &items,
                         &Query::default(),
+                        &Naming::default(),
                         column,
                         descending,
                         (start, len),

@@ -43,7 +43,9 @@ impl Reverse for Dns {
     async fn reverse(&self, ip: IpAddr) -> Answer {
         match self.resolver.reverse_lookup(ip).await {
             Ok(lookup) => {
-                let ttl = lookup.valid_until().saturating_duration_since(Instant::now());
+                let ttl = lookup
+                    .valid_until()
+                    .saturating_duration_since(Instant::now());
                 lookup
                     .answers()
                     .iter()

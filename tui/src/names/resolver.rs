@@ -34,7 +34,8 @@ pub const LOOKUP_LIMIT: Duration = Duration::from_secs(30);
 /// How often due entries are looked at again when nothing else happens (expired TTLs).
 const RECHECK: Duration = Duration::from_secs(1);
 
-/// A running resolver thread; it stops when this is dropped.
+/// A running resolver thread, which stops when this is dropped; or, when names are off, a
+/// resolver that asks nothing and never has a name.
 pub struct Resolver {
     wanted: Option<watch::Sender<Vec<IpAddr>>>,
     names: watch::Receiver<Arc<NameMap>>,
@@ -45,6 +46,33 @@ impl Resolver {
     /// Starts a resolver on the system's DNS configuration.
     pub fn start() -> anyhow::Result<Self> {
         Self::start_with(Dns::from_system)
+    }
+
+    /// A resolver on the system's DNS configuration when `on`, else one that is off; also off,
+    /// with a notice saying why, when the resolver cannot start.
+    pub fn system(on: bool) -> (Self, Option<String>) {
+        if !on {
+            return (Self::off(), None);
+        }
+        match Self::start() {
+            Ok(resolver) => (resolver, None),
+            Err(err) => (Self::off(), Some(format!("no host names: {err:#}"))),
+        }
+    }
+
+    /// A resolver that looks nothing up (`-n`).
+    pub fn off() -> Self {
+        let (_, names) = watch::channel(Arc::default());
+        Self {
+            wanted: None,
+            names,
+            thread: None,
+        }
+    }
+
+    /// Whether lookups happen at all.
+    pub fn is_on(&self) -> bool {
+        self.wanted.is_some()
     }
 
     /// Starts a resolver whose lookups `make` builds (inside the thread's runtime).
@@ -117,7 +145,7 @@ impl Resolver {
         self.names.borrow().clone()
     }
 
-    /// Waits until the names change; pending forever once the thread has stopped.
+    /// Waits until the names change; pending forever when off or once the thread has stopped.
     pub async fn changed(&mut self) -> Arc<NameMap> {
         if self.names.changed().await.is_err() {
             std::future::pending::<()>().await;

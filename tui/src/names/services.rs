@@ -2,10 +2,11 @@
 //!
 //! The file is read once at start, never per draw, and bounded: at most [`MAX_FILE`] bytes,
 //! names of at most [`MAX_SERVICE`] characters, one name per protocol and port (the first
-//! listed, as `getservbyport` answers). Only ports below [`EPHEMERAL`] get a name: above it a
-//! port is far more likely a client's ephemeral port than the service the database happens to
-//! list there (Linux hands out 32768-60999 by default), and naming it would mislead. A
-//! missing or unreadable file means numbers everywhere.
+//! listed, as `getservbyport` answers), lowercase as the `/` filter compares. Only ports
+//! below [`EPHEMERAL`] get a name: above it a port is far more likely a client's ephemeral
+//! port than the service the database happens to list there (Linux hands out 32768-60999 by
+//! default), and naming it would mislead. A missing or unreadable file means numbers
+//! everywhere.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -34,13 +35,16 @@ impl Services {
     /// error says why, for the status line.
     pub fn load(path: &Path) -> (Self, Option<String>) {
         let mut text = String::new();
-        let read = std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_FILE).read_to_string(&mut text));
+        let read =
+            std::fs::File::open(path).and_then(|f| f.take(MAX_FILE).read_to_string(&mut text));
         match read {
             Ok(_) => (Self::parse(&text), None),
             Err(err) => (
                 Self::default(),
-                Some(format!("no service names: reading {}: {err}", path.display())),
+                Some(format!(
+                    "no service names: reading {}: {err}",
+                    path.display()
+                )),
             ),
         }
     }
@@ -58,13 +62,14 @@ impl Services {
             let Some((port, protocol)) = port_proto.split_once('/') else {
                 continue;
             };
-            let (Ok(port), Some(number)) = (port.parse::<u16>(), protocol_number(protocol))
-            else {
+            let (Ok(port), Some(number)) = (port.parse::<u16>(), protocol_number(protocol)) else {
                 continue;
             };
             let printable = name.chars().all(|c| c.is_ascii_graphic());
             if port < EPHEMERAL && printable && name.len() <= MAX_SERVICE {
-                names.entry((number, port)).or_insert_with(|| name.into());
+                names
+                    .entry((number, port))
+                    .or_insert_with(|| name.to_ascii_lowercase().into());
             }
         }
         Self { names }

@@ -45,6 +45,8 @@ pub fn action(key: KeyEvent, prompt: bool) -> Option<Action> {
         KeyCode::Char('w') => Action::WriteSnapshot,
         KeyCode::Char('x') => Action::ExcludeSelected,
         KeyCode::Char('g') => Action::CycleRollup,
+        KeyCode::Char('n') => Action::ToggleNames,
+        KeyCode::Char('N') => Action::TogglePortNames,
         _ => return None,
     })
 }
@@ -88,6 +90,8 @@ mod tests {
             KeyCode::Char('w'),
             KeyCode::Char('x'),
             KeyCode::Char('g'),
+            KeyCode::Char('n'),
+            KeyCode::Char('N'),
         ] {
             assert!(action(press(code), false).is_some(), "{code:?}");
         }

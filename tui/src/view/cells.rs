@@ -14,12 +14,14 @@ use traffic_counter_capture::groups::GroupTotals;
 use crate::app::App;
 use crate::app::rollup::{PrefixLens, Rollup};
 use crate::columns::{FlowColumn, GroupColumn, TalkerColumn};
+use crate::names::Naming;
 use crate::units::{self, Units};
 
-/// What cell text depends on besides the row: units, the snapshot's time, the total a share
-/// is of.
-pub(super) struct Cells {
+/// What cell text depends on besides the row: units, names, the snapshot's time, the total a
+/// share is of.
+pub(super) struct Cells<'a> {
     units: Units,
+    names: &'a Naming,
     now: SystemTime,
     /// Bytes every talker's share is of: each packet counts once sent and once received.
     all_bytes: f64,
@@ -29,11 +31,12 @@ pub(super) struct Cells {
     prefixes: Option<PrefixLens>,
 }
 
-impl Cells {
+impl<'a> Cells<'a> {
     /// The cell context for drawing `s` in `app`.
-    pub(super) fn new(app: &App, s: &Snapshot) -> Self {
+    pub(super) fn new(app: &'a App, s: &Snapshot) -> Self {
         Self {
             units: app.units,
+            names: &app.names,
             now: s.taken_at,
             all_bytes: (2 * s.totals.bytes).max(1) as f64,
             flow_bytes: s.totals.bytes.max(1) as f64,
@@ -41,19 +44,29 @@ impl Cells {
         }
     }
 
-    /// An address as a table shows it: the one place a name would join it.
-    #[allow(clippy::unused_self, reason = "names will depend on the cell context")]
+    /// An address as a table shows it: its host name when names are on and one is known
+    /// (iftop's way), else the address.
     pub(super) fn address(&self, ip: IpAddr) -> String {
-        ip.to_string()
+        self.names
+            .host(ip)
+            .map_or_else(|| ip.to_string(), host_cell)
     }
 
-    /// An address with its port, IPv6 bracketed: `198.18.0.1:53`, `[2001:db8::1]:53`.
-    pub(super) fn endpoint(&self, ip: IpAddr, port: Option<u16>) -> String {
-        let address = self.address(ip);
-        match (ip, port) {
-            (IpAddr::V6(_), Some(p)) => format!("[{address}]:{p}"),
-            (_, Some(p)) => format!("{address}:{p}"),
-            (_, None) => address,
+    /// An address with its port under protocol `proto`, each named when names are on:
+    /// `198.18.0.1:53`, `[2001:db8::1]:53` (an IPv6 address is bracketed, a name is not),
+    /// `ns1.lab.example:domain`.
+    pub(super) fn endpoint(&self, ip: IpAddr, port: Option<u16>, proto: u8) -> String {
+        let host = self.names.host(ip);
+        let address = host.map_or_else(|| ip.to_string(), host_cell);
+        let Some(p) = port else { return address };
+        let port = self
+            .names
+            .service(proto, p)
+            .map_or_else(|| p.to_string(), str::to_owned);
+        if ip.is_ipv6() && host.is_none() {
+            format!("[{address}]:{port}")
+        } else {
+            format!("{address}:{port}")
         }
     }
 
@@ -111,8 +124,8 @@ impl Cells {
     pub(super) fn flow(&self, column: FlowColumn, f: &Flow) -> String {
         match column {
             FlowColumn::Proto => self.proto(f.proto),
-            FlowColumn::A => self.endpoint(f.a_ip, f.a_port),
-            FlowColumn::B => self.endpoint(f.b_ip, f.b_port),
+            FlowColumn::A => self.endpoint(f.a_ip, f.a_port, f.proto),
+            FlowColumn::B => self.endpoint(f.b_ip, f.b_port, f.proto),
             FlowColumn::AToB(w) => self.rate(f.a_to_b_bytes_per_sec.get(w)),
             FlowColumn::BToA(w) => self.rate(f.b_to_a_bytes_per_sec.get(w)),
             FlowColumn::Packets => units::count_cell((f.packets_a_to_b + f.packets_b_to_a) as f64),
@@ -120,6 +133,22 @@ impl Cells {
             FlowColumn::Share => share((f.bytes_a_to_b + f.bytes_b_to_a) as f64 / self.flow_bytes),
             FlowColumn::LastSeen => self.ago(f.last_seen),
         }
+    }
+}
+
+/// Most characters of a host name a cell shows: an endpoint with its port still fits the
+/// widest endpoint column.
+const HOST_CELL: usize = 32;
+
+/// A host name cut to [`HOST_CELL`] characters, keeping its most specific labels (the left)
+/// and ending in `…` when cut.
+fn host_cell(name: &str) -> String {
+    if name.chars().count() <= HOST_CELL {
+        name.to_owned()
+    } else {
+        let mut cut: String = name.chars().take(HOST_CELL - 1).collect();
+        cut.push('…');
+        cut
     }
 }
 

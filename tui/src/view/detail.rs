@@ -30,8 +30,8 @@ pub(super) fn render(app: &App, detail: &Detail, area: Rect, buf: &mut Buffer) {
             format!(
                 " Flow {} {} => {}  (Esc back) ",
                 cells.proto(key.proto),
-                cells.endpoint(key.a.0, key.a.1),
-                cells.endpoint(key.b.0, key.b.1)
+                cells.endpoint(key.a.0, key.a.1, key.proto),
+                cells.endpoint(key.b.0, key.b.1, key.proto)
             ),
             flow_lines(app, &cells, detail, s),
             ["A>B", "B>A"],
@@ -169,7 +169,10 @@ fn flow_lines(app: &App, cells: &Cells, detail: &Detail, s: &Snapshot) -> Vec<Li
                 )
             },
         );
-        row(name, format!("{}   {talker}", cells.endpoint(ip, port)))
+        row(
+            name,
+            format!("{}   {talker}", cells.endpoint(ip, port, f.proto)),
+        )
     };
     vec![
         endpoint("A (opened)", f.a_ip, f.a_port),

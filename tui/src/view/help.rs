@@ -6,7 +6,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::widgets::{Block, Borders, Clear, Row, Table, Widget};
 
 /// Every key and what it does.
-pub const KEYS: [(&str, &str); 15] = [
+pub const KEYS: [(&str, &str); 17] = [
     ("q, Ctrl-C", "quit"),
     ("?, h, F1", "this help; Esc closes it"),
     ("Tab, 1 2 3", "talkers, flows, health"),
@@ -16,11 +16,13 @@ pub const KEYS: [(&str, &str); 15] = [
     ("r", "reverse the order"),
     ("Enter", "detail of the selected talker or flow"),
     ("g", "talkers by address, by prefix, by group"),
-    ("/", "filter: address, CIDR, port or protocol"),
+    ("/", "filter: address, name, CIDR, port or protocol"),
     ("Space, p", "pause: freeze the tables, counting goes on"),
     ("b", "rates in bits or bytes"),
     ("w", "write what is shown to a file"),
     ("x", "exclude the selected address (eBPF filter)"),
+    ("n", "host names or addresses"),
+    ("N", "service names or port numbers"),
     ("Esc", "close help, prompt or detail, else clear filter"),
 ];
 

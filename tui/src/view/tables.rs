@@ -187,7 +187,7 @@ pub(super) fn flow_grid(
 
 /// Flows on two lines each, as iftop draws them on narrow terminals: A over B, and each rate
 /// column's A-to-B rate over its B-to-A rate, so long IPv6 endpoints stay whole.
-fn flows_stacked(app: &App, cells: &Cells, area: Rect, buf: &mut Buffer) {
+fn flows_stacked(app: &App, cells: &Cells<'_>, area: Rect, buf: &mut Buffer) {
     let Some(s) = &app.shown else { return };
     let shown = &app.flow_rows;
     // Each row takes two lines, so only half the page fits: show the half holding the selection.
@@ -205,8 +205,8 @@ fn flows_stacked(app: &App, cells: &Cells, area: Rect, buf: &mut Buffer) {
                     StackedColumn::Proto => cells.proto(f.proto),
                     StackedColumn::Ends => format!(
                         "{} =>\n{} <=",
-                        cells.endpoint(f.a_ip, f.a_port),
-                        cells.endpoint(f.b_ip, f.b_port)
+                        cells.endpoint(f.a_ip, f.a_port, f.proto),
+                        cells.endpoint(f.b_ip, f.b_port, f.proto)
                     ),
                     StackedColumn::Rates(w) => format!(
                         "{}\n{}",

@@ -313,3 +313,88 @@ fn overlapping_groups_say_no_remainder_is_exact() {
     assert!(text.contains("groups overlap"), "{text}");
     insta::assert_snapshot!(text);
 }
+
+/// The small fixture with host names for three of its addresses (one too long for a cell)
+/// and a services database naming https and domain.
+fn named_app(w: u16, h: u16) -> App {
+    use crate::names::{NameMap, Naming, Services};
+    let names = [
+        ("198.18.0.1", "web-1.lab.example"),
+        (
+            "2001:db8:1234:5678:9abc:def0:1234:5678",
+            "a-very-long-host-name-for-one-cell.lab.example",
+        ),
+        ("2001:db8::53", "ns1.lab.example"),
+    ];
+    let hosts: NameMap = names
+        .iter()
+        .map(|(ip, name)| (ip.parse().unwrap(), Arc::from(*name)))
+        .collect();
+    let services = Services::parse("https 443/tcp\ndomain 53/udp\ndomain 53/tcp\n");
+    let mut a = App::new((w, h)).with_names(Naming::new(true, Some(services)));
+    a.update(Action::Snapshot(Arc::new(fixture::small())));
+    a.update(Action::Names(Arc::new(hosts)));
+    a
+}
+
+#[test]
+fn talkers_with_names_on_and_off() {
+    let mut a = named_app(100, 16);
+    let on = screen(&a);
+    assert!(on.contains("web-1.lab.example "), "{on}");
+    assert!(on.contains("a-very-long-host-name-for-one-c… "), "{on}");
+    assert!(on.contains("198.18.0.2 "), "unnamed addresses stay: {on}");
+    insta::assert_snapshot!("talkers_names_on", on);
+    a.update(Action::ToggleNames);
+    let off = screen(&a);
+    assert!(!off.contains("lab.example"), "{off}");
+    assert!(off.contains("198.18.0.1 "), "{off}");
+    insta::assert_snapshot!("talkers_names_off", off);
+    a.update(Action::ToggleNames);
+    assert_eq!(screen(&a), on);
+}
+
+#[test]
+fn flows_with_host_and_service_names() {
+    let mut a = named_app(120, 16);
+    a.update(Action::ShowView(View::Flows));
+    let text = screen(&a);
+    assert!(text.contains("web-1.lab.example:https "), "{text}");
+    assert!(text.contains("ns1.lab.example:domain "), "{text}");
+    // An ephemeral port and an unnamed address stay numbers, an IPv6 address bracketed.
+    assert!(text.contains("198.18.0.2:51234 "), "{text}");
+    insta::assert_snapshot!("flows_names_on", text);
+    a.update(Action::TogglePortNames);
+    let numbers = screen(&a);
+    assert!(numbers.contains("web-1.lab.example:443 "), "{numbers}");
+    a.update(Action::ToggleNames);
+    let off = screen(&a);
+    assert!(off.contains("[2001:db8::53]:53 "), "{off}");
+    insta::assert_snapshot!("flows_names_off", off);
+}
+
+#[test]
+fn the_filter_matches_names_shown() {
+    let mut a = named_app(100, 12);
+    a.update(Action::StartFilter);
+    for c in "lab.example".chars() {
+        a.update(Action::Input(c));
+    }
+    a.update(Action::ApplyFilter);
+    let text = screen(&a);
+    assert!(text.contains("Talkers 1/3"), "{text}");
+    insta::assert_snapshot!(text);
+    // Names off: the same filter matches no address.
+    a.update(Action::ToggleNames);
+    assert!(screen(&a).contains("Talkers 0/0"), "{}", screen(&a));
+}
+
+#[test]
+fn without_a_resolver_n_says_why() {
+    let mut a = App::new((100, 12)).with_names(crate::names::Naming::new(false, None));
+    a.update(Action::Snapshot(Arc::new(fixture::small())));
+    a.update(Action::ToggleNames);
+    assert!(screen(&a).contains("no host names"), "{}", screen(&a));
+    a.update(Action::TogglePortNames);
+    assert!(screen(&a).contains("no service names"), "{}", screen(&a));
+}
