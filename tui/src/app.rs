@@ -461,26 +461,17 @@ impl App {
             }
             Action::Status(message, error) => self.status = Some((message, error)),
             Action::Names(hosts) => self.names.set_hosts(hosts),
-            Action::ToggleNames => {
-                if self.names.dns {
-                    self.names.show_hosts = !self.names.show_hosts;
-                } else {
-                    self.status = Some(("no host names: started with -n/--no-dns".into(), true));
-                }
-            }
-            Action::TogglePortNames => {
-                if self.names.has_services() {
-                    self.names.show_services = !self.names.show_services;
-                } else {
-                    self.status = Some((
-                        "no service names: started with -N/--no-port-names, or no /etc/services"
-                            .into(),
-                        true,
-                    ));
-                }
-            }
+            Action::ToggleNames => self.toggle(Naming::toggle_hosts),
+            Action::TogglePortNames => self.toggle(Naming::toggle_services),
         }
         Effect::None
+    }
+
+    /// Switches host or service names; says why not when they cannot be had.
+    fn toggle(&mut self, switch: fn(&mut Naming) -> Result<(), &'static str>) {
+        if let Err(why) = switch(&mut self.names) {
+            self.status = Some((why.to_owned(), true));
+        }
     }
 
     fn receive(&mut self, snapshot: Arc<Snapshot>) {

@@ -101,9 +101,22 @@ impl Naming {
         }
     }
 
-    /// Whether port names can be shown at all (the database was read, not `-N`).
-    pub fn has_services(&self) -> bool {
-        !self.services.is_empty()
+    /// Shows host names or addresses (`n`); an error says why there are no names to show.
+    pub fn toggle_hosts(&mut self) -> Result<(), &'static str> {
+        if !self.dns {
+            return Err("no host names: started with -n/--no-dns, or no resolver");
+        }
+        self.show_hosts = !self.show_hosts;
+        Ok(())
+    }
+
+    /// Shows service names or port numbers (`N`); an error says why there are no names.
+    pub fn toggle_services(&mut self) -> Result<(), &'static str> {
+        if self.services.is_empty() {
+            return Err("no service names: started with -N/--no-port-names, or no /etc/services");
+        }
+        self.show_services = !self.show_services;
+        Ok(())
     }
 }
 
@@ -123,7 +136,11 @@ mod tests {
         naming.show_services = false;
         assert_eq!((naming.host(ip), naming.service(17, 53)), (None, None));
         assert_eq!(naming.hosts().get(ip), Some("one.lab"));
-        let off = Naming::new(false, None);
-        assert!(!off.show_hosts && !off.show_services && !off.has_services());
+        assert_eq!(naming.toggle_hosts(), Ok(()));
+        assert_eq!(naming.host(ip), Some("one.lab"));
+        let mut off = Naming::new(false, None);
+        assert!(!off.show_hosts && !off.show_services);
+        assert!(off.toggle_hosts().is_err() && off.toggle_services().is_err());
+        assert!(!off.show_hosts && !off.show_services);
     }
 }
