@@ -7,7 +7,7 @@
 CARGO ?= cargo
 ARGS ?=
 # Debian packages the build, the tests and the benchmarks need.
-DEBS := iproute2 procps libcap2-bin clang-19 llvm-19 libbpf-dev netsniff-ng tcpdump tmux prometheus ethtool sudo
+DEBS := iproute2 procps libcap2-bin clang-19 llvm-19 libbpf-dev netsniff-ng tcpdump tmux prometheus ethtool sudo dnsmasq netbase
 ROOT := $(shell [ "$$(id -u)" -eq 0 ] && echo yes)
 SUDO := $(if $(ROOT),,sudo)
 TARGET_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')

@@ -14,6 +14,7 @@
 
 pub mod capture_file;
 pub mod corpus;
+pub mod dns;
 pub mod frames;
 pub mod http;
 pub mod links;
