@@ -3,6 +3,7 @@
 //! the `/etc/netns/NS/resolv.conf` through which `ip netns exec NS` points a program's
 //! resolver at either.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ pub fn arpa(ip: IpAddr) -> String {
         IpAddr::V6(v6) => {
             let mut name = String::new();
             for byte in v6.octets().iter().rev() {
-                name.push_str(&format!("{:x}.{:x}.", byte & 0xf, byte >> 4));
+                let _ = write!(name, "{:x}.{:x}.", byte & 0xf, byte >> 4);
             }
             name + "ip6.arpa"
         }
