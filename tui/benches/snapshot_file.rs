@@ -24,7 +24,7 @@ fn write(c: &mut Criterion) {
                 &NameMap::default(),
                 FileAccess::default(),
             )
-            .unwrap()
+            .unwrap();
         });
     });
     group.bench_function("top_1000_of_200k_rows", |b| {
@@ -36,7 +36,7 @@ fn write(c: &mut Criterion) {
                 &NameMap::default(),
                 FileAccess::default(),
             )
-            .unwrap()
+            .unwrap();
         });
     });
     group.finish();
