@@ -152,24 +152,94 @@ fn start_names(args: &Args) -> (Resolver, Naming, Option<String>) {
 }
 
 /// Reads terminal events on a thread of its own and forwards them.
+///
+/// The terminal is watched with `poll(2)` before crossterm reads it: crossterm's reader loops
+/// for ever on a terminal that hung up (every read returns 0 at once), so a closed tmux pane or
+/// SSH session would leave the process spinning. A hang-up or a read error is a quit.
 fn spawn_input(
     tx: mpsc::UnboundedSender<Event>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        let Ok(tty) = Tty::open() else {
+            let _ = tx.send(Event::Action(Action::Quit));
+            return;
+        };
         while !stop.load(Ordering::Relaxed) {
-            if !event::poll(Duration::from_millis(100)).unwrap_or(false) {
-                continue;
+            match tty.wait(100) {
+                TtyState::Idle => continue,
+                TtyState::HungUp => {
+                    let _ = tx.send(Event::Action(Action::Quit));
+                    break;
+                }
+                TtyState::Readable => {}
             }
-            let forwarded = match event::read() {
-                Ok(TermEvent::Key(key)) => Event::Key(key),
-                Ok(TermEvent::Resize(w, h)) => Event::Action(Action::Resize(w, h)),
-                Ok(_) => continue,
-                Err(_) => Event::Action(Action::Quit),
-            };
-            if tx.send(forwarded).is_err() {
-                break;
+            // Everything crossterm has parsed, then back to watching the terminal.
+            while event::poll(Duration::ZERO).unwrap_or(false) {
+                let forwarded = match event::read() {
+                    Ok(TermEvent::Key(key)) => Event::Key(key),
+                    Ok(TermEvent::Resize(w, h)) => Event::Action(Action::Resize(w, h)),
+                    Ok(_) => continue,
+                    Err(_) => Event::Action(Action::Quit),
+                };
+                if tx.send(forwarded).is_err() {
+                    return;
+                }
             }
         }
     })
+}
+
+/// The terminal crossterm reads: standard input when it is one, else `/dev/tty`.
+struct Tty {
+    fd: std::os::fd::RawFd,
+    _owned: Option<std::fs::File>,
+}
+
+/// What `poll(2)` said of the terminal.
+enum TtyState {
+    Idle,
+    Readable,
+    HungUp,
+}
+
+impl Tty {
+    fn open() -> std::io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: isatty only inspects the descriptor.
+        if unsafe { libc::isatty(libc::STDIN_FILENO) } == 1 {
+            return Ok(Self {
+                fd: libc::STDIN_FILENO,
+                _owned: None,
+            });
+        }
+        let file = std::fs::File::open("/dev/tty")?;
+        Ok(Self {
+            fd: file.as_raw_fd(),
+            _owned: Some(file),
+        })
+    }
+
+    fn wait(&self, timeout_ms: i32) -> TtyState {
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, owned by this frame, for the duration of the call.
+        let n = unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) };
+        if n < 0 {
+            return match std::io::Error::last_os_error().kind() {
+                std::io::ErrorKind::Interrupted => TtyState::Idle,
+                _ => TtyState::HungUp,
+            };
+        }
+        if pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            TtyState::HungUp
+        } else if pfd.revents & libc::POLLIN != 0 {
+            TtyState::Readable
+        } else {
+            TtyState::Idle
+        }
+    }
 }
