@@ -16,6 +16,7 @@ use serde_json::Value;
 use testlab::corpus::{self, Corpus};
 use testlab::process::Running;
 use testlab::scratch::read_no_follow;
+use testlab::tmux::Tmux;
 use testlab::{COUNT_DEADLINE, Lab, ScratchDir, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_traffic-counter");
@@ -479,75 +480,12 @@ fn sighup_stops_headless_like_sigterm_with_a_final_snapshot() {
     assert_corpus(&read_json(&snapshot), &corpus);
 }
 
-/// A private tmux server running one 120x30 session, killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(tag: &str, command: &str) -> Self {
-        let tmux = Self {
-            socket: format!("tc-priv-{tag}-{}", std::process::id()),
-        };
-        tmux.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "ui",
-            "-x",
-            "120",
-            "-y",
-            "30",
-            command,
-        ]);
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("tmux runs (make setup installs it)");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "ui"];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-
-    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        wait_for(
-            what,
-            COUNT_DEADLINE,
-            || self.run(&["capture-pane", "-p", "-t", "ui"]),
-            |s| ok(s),
-        )
+/// The pid of the pane's shell.
+fn pane_pid(tmux: &Tmux) -> u32 {
+    tmux.run(&["display-message", "-p", "-t", "ui", "#{pane_pid}"])
+        .trim()
+        .parse()
         .unwrap()
-    }
-
-    /// The pid of the pane's shell.
-    fn pane_pid(&self) -> u32 {
-        self.run(&["display-message", "-p", "-t", "ui", "#{pane_pid}"])
-            .trim()
-            .parse()
-            .unwrap()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
 }
 
 /// `cmd` as one line for `sh`, each word single-quoted.
@@ -604,12 +542,12 @@ impl NobodyUi {
             through_sudo(&lab, &scratch, &args)
         };
         let tmux = Tmux::start(
-            how,
             &format!(
                 "{}; echo $? > '{}'; sleep 30",
                 shell_line(&cmd),
                 exit_file.display()
             ),
+            (120, 30),
         );
         tmux.wait_for("the header", |s| s.contains("traffic-counter  tc0"));
         Self {
@@ -623,7 +561,7 @@ impl NobodyUi {
 
     /// The binary's pid: the pane shell's child, or sudo's child under it.
     fn binary_pid(&self) -> u32 {
-        let shell = self.tmux.pane_pid();
+        let shell = pane_pid(&self.tmux);
         let child = wait_for(
             "the pane's command",
             COUNT_DEADLINE,
