@@ -47,7 +47,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-10}
 OUT=${2:-target/bench/system.md}
 RUNS=${3:-5}
-BIN=target/release/traffic-counter
+BIN=${BENCH_BIN:-target/release/traffic-counter}
 MIXES=(random few-sources)
 declare -A MIX_FILE=([random]=bench/mix.trafgen [few-sources]=bench/few-sources.trafgen)
 CAP=tcb-cap-$$
@@ -56,8 +56,8 @@ WORK=$(mktemp -d)
 CHILD_PID= # the capture process currently running, if any
 
 # The command lines, exactly as run (the snapshot file is appended per run).
-OURS=("$BIN" --headless -i tc0 --workers 2 --flows)
-MEMORY=("$BIN" --headless -i tc0 --workers 2 --flows --max-talkers 50000 --max-flows 50000)
+OURS=("$BIN" --headless -i tc0 --workers 2 --flows ${BENCH_ARGS:-})
+MEMORY=("$BIN" --headless -i tc0 --workers 2 --flows --max-talkers 50000 --max-flows 50000 ${BENCH_ARGS:-})
 TCPDUMP=(tcpdump -i tc0 -w /dev/null -B 65536 -q)
 TRAFGEN_OPTS=(--out tg0 --cpus 2 --no-sock-mem --notouch-irq -q)
 
