@@ -77,6 +77,8 @@ pub struct RingOptions {
     pub frame_size: Option<u32>,
     /// Milliseconds before the kernel hands over a partly filled block.
     pub block_timeout_ms: Option<u32>,
+    /// Bytes of each frame copied into the ring.
+    pub snap_len: Option<u32>,
 }
 
 /// The geometry of one worker's `TPACKET_V3` ring, as passed to the kernel.
@@ -90,6 +92,9 @@ pub struct RingGeometry {
     pub frame_size: u32,
     /// Block retire timeout in milliseconds.
     pub block_timeout_ms: u32,
+    /// Bytes of each frame copied into the ring (the snap length): the headers counting needs,
+    /// not the payload. Lengths on the wire are reported whatever it is.
+    pub snap_len: u32,
 }
 
 /// Smallest ring a worker gets, whatever the link speed.
@@ -105,6 +110,16 @@ pub const RING_BUFFER_MILLIS: u64 = 100;
 const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
 const DEFAULT_FRAME_SIZE: u32 = 2048;
 const DEFAULT_BLOCK_TIMEOUT_MS: u32 = 10;
+/// Default snap length: two VLAN tags, the largest IPv4 header and a TCP header with options
+/// (142 bytes), or an IPv6 header with up to 134 bytes of extension headers before the TCP
+/// header, fit in it. Copying the rest of a frame would only cost the sending CPU and ring
+/// space.
+pub const DEFAULT_SNAP_LEN: u32 = 256;
+/// Shortest snap length: the Ethernet header, two tags, the largest IPv4 header and the TCP
+/// data offset (95 bytes) fit in it, so IPv4 ports and segment counts never depend on it.
+pub const MIN_SNAP_LEN: u32 = 128;
+/// Longest snap length, as libpcap's (`MAXIMUM_SNAPLEN`): whole frames, super-frames included.
+pub const MAX_SNAP_LEN: u32 = 262_144;
 
 impl RingGeometry {
     /// Bytes of memory the ring maps.
@@ -140,6 +155,7 @@ impl RingGeometry {
                 .unwrap_or(u32::try_from(default_count).unwrap_or(u32::MAX)),
             frame_size: options.frame_size.unwrap_or(DEFAULT_FRAME_SIZE),
             block_timeout_ms: options.block_timeout_ms.unwrap_or(DEFAULT_BLOCK_TIMEOUT_MS),
+            snap_len: options.snap_len.unwrap_or(DEFAULT_SNAP_LEN),
         };
         geometry.validate()?;
         Ok(geometry)
@@ -186,6 +202,12 @@ impl RingGeometry {
             return fail(format!(
                 "block timeout {} ms must be within 1..=60000",
                 self.block_timeout_ms
+            ));
+        }
+        if !(MIN_SNAP_LEN..=MAX_SNAP_LEN).contains(&self.snap_len) {
+            return fail(format!(
+                "snap length {} must be within {MIN_SNAP_LEN}..={MAX_SNAP_LEN}",
+                self.snap_len
             ));
         }
         Ok(())
@@ -271,12 +293,15 @@ mod tests {
             block_count: Some(8),
             frame_size: Some(1024),
             block_timeout_ms: Some(5),
+            snap_len: Some(MIN_SNAP_LEN),
         };
         let g = RingGeometry::resolve(opts, None, 4).unwrap();
         assert_eq!(
-            (g.block_size, g.block_count, g.frame_count()),
-            (1 << 16, 8, 512)
+            (g.block_size, g.block_count, g.frame_count(), g.snap_len),
+            (1 << 16, 8, 512, MIN_SNAP_LEN)
         );
+        let default = RingGeometry::resolve(RingOptions::default(), None, 1).unwrap();
+        assert_eq!(default.snap_len, DEFAULT_SNAP_LEN);
         for bad in [
             RingOptions {
                 block_size: Some(3000),
@@ -296,6 +321,14 @@ mod tests {
             },
             RingOptions {
                 block_timeout_ms: Some(0),
+                ..opts
+            },
+            RingOptions {
+                snap_len: Some(MIN_SNAP_LEN - 1),
+                ..opts
+            },
+            RingOptions {
+                snap_len: Some(MAX_SNAP_LEN + 1),
                 ..opts
             },
             RingOptions {

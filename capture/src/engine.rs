@@ -319,8 +319,8 @@ fn spawn_workers(
 }
 
 /// Opens every worker's ring in the setup order: socket with protocol 0, ring, a drop-all
-/// filter, bind, fanout join; then, once every socket is in the group, the real filter (or
-/// none) replaces the drop-all one on each.
+/// filter, bind, fanout join; then, once every socket is in the group, the real filter (or,
+/// without one, `ret #snap_len`) replaces the drop-all one on each, keeping the snap length.
 ///
 /// Between its bind and its fanout join a socket receives frames on its own while the group
 /// already receives them too; the drop-all filter keeps those frames from being counted twice.
@@ -375,13 +375,13 @@ fn open_rings(
         match filter {
             Some(filter) => {
                 filter
-                    .attach(ring.socket())
+                    .attach(ring.socket(), geometry.snap_len)
                     .map_err(|message| CaptureError::Filter {
                         interface: config.interface.clone(),
                         message,
                     })?;
             }
-            None => ring.detach_filter()?,
+            None => ring.snap_only(geometry.snap_len)?,
         }
     }
     Ok((rings, group.unwrap_or(0)))

@@ -340,53 +340,57 @@ fn parse_ipv6(ip: &[u8], wire_rest: usize) -> Result<Ip, ParseError> {
     };
     let mut next = header[6];
     let mut offset = 40;
+    let without_ports = |proto: u8| Ip {
+        src,
+        dst,
+        proto,
+        ports: None,
+        l4: None,
+        jumbo,
+    };
     for _ in 0..=MAX_IPV6_EXTENSIONS {
+        if !matches!(
+            next,
+            IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS | IPV6_AH | IPV6_FRAGMENT
+        ) {
+            return Ok(Ip {
+                src,
+                dst,
+                proto: next,
+                ports: read_ports(ip, offset, end, next)?,
+                l4: Some(offset),
+                jumbo,
+            });
+        }
+        let fixed = if next == IPV6_FRAGMENT { 8 } else { 2 };
+        if offset + fixed > end {
+            return Err(ParseError::Truncated);
+        }
+        let Some(ext) = ip.get(offset..offset + fixed) else {
+            // Inside the packet but past the captured bytes: cut by the snap length, not on
+            // the wire. The packet counts under its addresses, with the header it could not
+            // read as its protocol.
+            return Ok(without_ports(next));
+        };
         let len = match next {
-            IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS => {
-                let ext = ip.get(offset..offset + 2).ok_or(ParseError::Truncated)?;
-                (usize::from(ext[1]) + 1) * 8
-            }
-            IPV6_AH => {
-                let ext = ip.get(offset..offset + 2).ok_or(ParseError::Truncated)?;
-                (usize::from(ext[1]) + 2) * 4
-            }
-            IPV6_FRAGMENT => {
-                let ext = ip.get(offset..offset + 8).ok_or(ParseError::Truncated)?;
-                if offset + 8 > end {
-                    return Err(ParseError::Truncated);
-                }
+            IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS => (usize::from(ext[1]) + 1) * 8,
+            IPV6_AH => (usize::from(ext[1]) + 2) * 4,
+            _ => {
                 let fragment_offset = u16::from_be_bytes([ext[2], ext[3]]) >> 3;
                 if fragment_offset != 0 {
                     // A later fragment: what follows is the middle of the fragmentable part,
                     // not the header `ext[0]` names, so the walk stops here. The protocol is
                     // that next header (an extension header's number when one opened the
                     // fragmentable part), with no ports.
-                    return Ok(Ip {
-                        src,
-                        dst,
-                        proto: ext[0],
-                        ports: None,
-                        l4: None,
-                        jumbo,
-                    });
+                    return Ok(without_ports(ext[0]));
                 }
                 8
-            }
-            upper => {
-                return Ok(Ip {
-                    src,
-                    dst,
-                    proto: upper,
-                    ports: read_ports(ip, offset, end, upper)?,
-                    l4: Some(offset),
-                    jumbo,
-                });
             }
         };
         if offset + len > end {
             return Err(ParseError::Truncated);
         }
-        next = ip[offset];
+        next = ext[0];
         offset += len;
     }
     Err(ParseError::BadHeader)
@@ -405,10 +409,8 @@ fn read_ports(
     if l4 + 4 > end {
         return Err(ParseError::Truncated);
     }
-    match (read_u16(ip, l4), read_u16(ip, l4 + 2)) {
-        (Some(src), Some(dst)) => Ok(Some((src, dst))),
-        _ => Err(ParseError::Truncated),
-    }
+    // Inside the packet but not captured: cut by the snap length, so counted without ports.
+    Ok(read_u16(ip, l4).zip(read_u16(ip, l4 + 2)))
 }
 
 fn ipv6_at(header: &[u8; 40], at: usize) -> Addr {

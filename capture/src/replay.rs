@@ -253,6 +253,7 @@ const NO_RING: RingGeometry = RingGeometry {
     block_count: 0,
     frame_size: 0,
     block_timeout_ms: 0,
+    snap_len: 0,
 };
 
 /// The replay thread's state.

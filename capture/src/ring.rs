@@ -165,35 +165,21 @@ impl Ring {
     /// BPF program of one instruction, `ret #0`. Used while the fanout group is assembled, so
     /// a frame cannot reach both a bound socket and the group before that socket joins it.
     pub fn drop_all(&self) -> Result<(), CaptureError> {
-        let mut reject = [libc::sock_filter {
-            code: (libc::BPF_RET | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        }];
-        let program = libc::sock_fprog {
-            len: 1,
-            filter: reject.as_mut_ptr(),
-        };
-        set_level_option(
-            self.fd.as_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            &program,
-        )
-        .map_err(|e| CaptureError::option("SO_ATTACH_FILTER", &self.interface, e))
+        crate::filter::attach_classic(self.fd.as_fd(), &crate::filter::classic_ret(0))
+            .map_err(|e| CaptureError::option("SO_ATTACH_FILTER", &self.interface, e))
     }
 
-    /// Removes the socket's filter, letting every frame through.
-    pub fn detach_filter(&self) -> Result<(), CaptureError> {
-        let unused: libc::c_int = 0;
-        set_level_option(
-            self.fd.as_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_DETACH_FILTER,
-            &unused,
-        )
-        .map_err(|e| CaptureError::option("SO_DETACH_FILTER", &self.interface, e))
+    /// Lets every frame through with only its first `snap_len` bytes copied into the ring (0:
+    /// the whole frame): the classic program `ret #snap_len`, for a capture without a socket
+    /// filter.
+    pub fn snap_only(&self, snap_len: u32) -> Result<(), CaptureError> {
+        let keep = if snap_len == 0 {
+            crate::config::MAX_SNAP_LEN
+        } else {
+            snap_len
+        };
+        crate::filter::attach_classic(self.fd.as_fd(), &crate::filter::classic_ret(keep))
+            .map_err(|e| CaptureError::option("SO_ATTACH_FILTER", &self.interface, e))
     }
 
     /// Binds to `ifindex` for every protocol (`ETH_P_ALL`): step 4. Frames flow from here on.

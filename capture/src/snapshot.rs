@@ -377,6 +377,7 @@ pub(crate) mod tests {
                 block_count: 8,
                 frame_size: 2048,
                 block_timeout_ms: 10,
+                snap_len: 256,
             },
             max_talkers: 1,
             max_flows: 1,

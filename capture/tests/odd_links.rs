@@ -53,7 +53,7 @@ impl PacketFilter for NoopFilter {
         FilterKind::Classic
     }
 
-    fn attach(&self, _socket: BorrowedFd<'_>) -> Result<(), String> {
+    fn attach(&self, _socket: BorrowedFd<'_>, _snap_len: u32) -> Result<(), String> {
         Ok(())
     }
 

@@ -4,12 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use testlab::Lab;
 use testlab::corpus::{self, Corpus};
 use testlab::netns::CAPTURE_IF;
 use testlab::wait::{COUNT_DEADLINE, wait_for, wait_for_count};
+use testlab::{Frame, L4, Lab};
 use traffic_counter_capture::snapshot::Snapshot;
 use traffic_counter_capture::{Capture, CaptureConfig, CaptureError, FanoutMode, Feed};
 
@@ -190,6 +191,60 @@ fn an_explicit_group_id_is_used() {
     let snap = capture(&lab, &cfg, &corpus);
     assert_eq!(snap.fanout.group, 4242);
     assert_counts(&snap, &corpus);
+}
+
+/// An IPv6 UDP frame whose destination options header carries `extra` bytes of padding, so
+/// that its UDP header starts at 14 + 40 + 8 + `extra`.
+fn long_options(src: [u8; 16], dst: [u8; 16], extra: usize, payload: usize) -> Frame {
+    let mut frame = Frame::ipv6_with_extensions(src, dst, &[60], 0, (5, 6), payload);
+    let options = 14 + 40;
+    frame.bytes[options + 1] = (extra / 8) as u8;
+    // Zero bytes are Pad1 options.
+    frame
+        .bytes
+        .splice(options + 8..options + 8, vec![0u8; extra]);
+    let payload_len = u16::from_be_bytes([frame.bytes[18], frame.bytes[19]]) + extra as u16;
+    frame.bytes[18..20].copy_from_slice(&payload_len.to_be_bytes());
+    frame
+}
+
+#[test]
+fn frames_past_the_snap_length_count_their_bytes_on_the_wire() {
+    let lab = Lab::new("snap");
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let mut corpus = Corpus::default();
+    let (client, server) = (ip("198.18.0.2"), ip("198.18.0.1"));
+    let tcp = Frame::ip(client, server, L4::Tcp(40000, 443), 1400);
+    corpus.add_ip(3, &tcp, (client, server, 6, Some((40000, 443))));
+    let (v6_client, v6_server) = (ip("2001:db8::2"), ip("2001:db8::1"));
+    corpus.add_ip(
+        2,
+        &Frame::ip(v6_server, v6_client, L4::Udp(53, 4000), 1200),
+        (v6_server, v6_client, 17, Some((53, 4000))),
+    );
+    // UDP behind 80 bytes of destination options starts at byte 134, past a 128-byte snap:
+    // counted under its addresses and protocol, without ports.
+    let (long_src, long_dst) = (ip("2001:db8::7"), ip("2001:db8::8"));
+    let (IpAddr::V6(src6), IpAddr::V6(dst6)) = (long_src, long_dst) else {
+        unreachable!()
+    };
+    let cut = long_options(src6.octets(), dst6.octets(), 72, 900);
+    assert_eq!(cut.bytes.len(), 14 + 40 + 80 + 8 + 900);
+    corpus.add_ip(4, &cut, (long_src, long_dst, 17, None));
+    assert!(corpus.frames.iter().all(|frame| frame.bytes.len() > 128));
+
+    let mut cfg = config(2);
+    cfg.ring.snap_len = Some(128);
+    let snap = capture(&lab, &cfg, &corpus);
+    assert_eq!(snap.ring.snap_len, 128);
+    assert_counts(&snap, &corpus);
+
+    // With the default snap length the same frames keep every port.
+    let mut whole = corpus::Corpus::default();
+    whole.add_ip(4, &cut, (long_src, long_dst, 17, Some((5, 6))));
+    let snap = capture(&lab, &config(2), &whole);
+    assert_eq!(snap.ring.snap_len, 256);
+    assert_counts(&snap, &whole);
 }
 
 #[test]

@@ -9,10 +9,11 @@
 //! program lets the frame through; so the generated code checks the frame length before every
 //! read and passes frames too short to judge, exactly as the eBPF program does.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
 use ipnet::IpNet;
 use traffic_counter_capture::PacketFilter;
+use traffic_counter_capture::filter::attach_classic;
 use traffic_counter_capture::snapshot::{FilterKind, Rejects};
 
 use crate::rules::{FilterRules, canonical};
@@ -22,7 +23,8 @@ pub mod interpret;
 
 /// The kernel's limit on a classic program (`BPF_MAXINSNS`).
 pub const MAX_INSTRUCTIONS: usize = 4096;
-/// What a passing frame returns: keep the whole frame (the kernel clamps to its length).
+/// What a passing frame returns as generated: keep the whole frame (the kernel clamps to its
+/// length); [`ClassicFilter::snapped`] turns it into the snap length.
 const PASS: u32 = 0x0004_0000;
 const REJECT: u32 = 0;
 /// `SKF_AD_OFF`, the base of the ancillary-data pseudo offsets.
@@ -389,6 +391,23 @@ impl ClassicFilter {
     pub fn is_empty(&self) -> bool {
         self.program.is_empty()
     }
+
+    /// The program with every pass returning `snap_len`, so a passing frame keeps only its
+    /// first `snap_len` bytes (0 keeps the whole frame).
+    pub fn snapped(&self, snap_len: u32) -> Vec<libc::sock_filter> {
+        let keep = if snap_len == 0 { PASS } else { snap_len };
+        self.program
+            .iter()
+            .map(|&insn| match insn {
+                libc::sock_filter {
+                    code: RET_K,
+                    k: PASS,
+                    ..
+                } => libc::sock_filter { k: keep, ..insn },
+                other => other,
+            })
+            .collect()
+    }
 }
 
 impl PacketFilter for ClassicFilter {
@@ -396,29 +415,9 @@ impl PacketFilter for ClassicFilter {
         FilterKind::Classic
     }
 
-    fn attach(&self, socket: BorrowedFd<'_>) -> Result<(), String> {
-        let prog = libc::sock_fprog {
-            len: self.program.len() as u16,
-            filter: self.program.as_ptr().cast_mut(),
-        };
-        // SAFETY: `prog` points at `self.program`, which outlives the call; the kernel copies it.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                (&raw const prog).cast(),
-                size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(format!(
-                "SO_ATTACH_FILTER: {}",
-                std::io::Error::last_os_error()
-            ))
-        }
+    fn attach(&self, socket: BorrowedFd<'_>, snap_len: u32) -> Result<(), String> {
+        attach_classic(socket, &self.snapped(snap_len))
+            .map_err(|e| format!("SO_ATTACH_FILTER: {e}"))
     }
 
     fn rejects(&self) -> Option<Rejects> {

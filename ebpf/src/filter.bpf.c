@@ -13,6 +13,11 @@
  * IPv4 lists apply to it and the IPv6 lists do not, as userspace counts it as that IPv4 host.
  * A frame too short to read what a check needs passes, so userspace counts it as malformed
  * and nothing vanishes unseen. The classic-BPF fallback (classic.rs) gives the same verdicts.
+ *
+ * A passing frame keeps only its first snap-length bytes (the config array's second word, 0
+ * for the whole frame): the program's return value is how many bytes the kernel copies into
+ * the ring, and userspace reads nothing past the headers. The frame's length on the wire
+ * still reaches the ring header, so byte counts stay exact.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -38,7 +43,7 @@ struct lpm_v6 {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, TC_CONFIG_ENTRIES);
 	__type(key, __u32);
 	__type(value, __u32);
 } TC_MAP_CONFIG SEC(".maps");
@@ -124,13 +129,16 @@ static __always_inline int v6_either_in(void *trie_v4, void *trie_v6, const stru
 SEC("socket")
 int TC_PROGRAM(struct __sk_buff *skb)
 {
-	__u32 zero = 0;
-	__u32 *config = bpf_map_lookup_elem(&TC_MAP_CONFIG, &zero);
+	__u32 flags_key = TC_CONFIG_FLAGS, snap_key = TC_CONFIG_SNAP_LEN;
+	__u32 *config = bpf_map_lookup_elem(&TC_MAP_CONFIG, &flags_key);
+	__u32 *snap = bpf_map_lookup_elem(&TC_MAP_CONFIG, &snap_key);
 	__u32 flags = config ? *config : 0;
 	__u32 pass = skb->len;
 	__u32 l3 = 14;
 	__u16 ethertype;
 
+	if (snap && *snap && *snap < pass)
+		pass = *snap;
 	if (bpf_skb_load_bytes(skb, 12, &ethertype, 2) < 0)
 		return pass;
 	ethertype = bpf_ntohs(ethertype);

@@ -14,7 +14,12 @@
 #define TC_REASON_NOT_ALLOWED 3
 #define TC_REASON_COUNT 4
 
-/* Bits of the single config word. */
+/* The config array: the word of bits below, and the snap length (0: the whole frame). */
+#define TC_CONFIG_FLAGS 0
+#define TC_CONFIG_SNAP_LEN 1
+#define TC_CONFIG_ENTRIES 2
+
+/* Bits of the config word. */
 #define TC_CFG_VLAN 1
 #define TC_CFG_UNTAGGED 2
 #define TC_CFG_EXCLUDE 4

@@ -17,10 +17,10 @@ use traffic_counter_capture::PacketFilter;
 use traffic_counter_capture::snapshot::{FilterKind, Rejects};
 
 use crate::consts::{
-    TC_CFG_ALLOW, TC_CFG_EXCLUDE, TC_CFG_UNTAGGED, TC_CFG_VLAN, TC_MAP_ALLOW_V4, TC_MAP_ALLOW_V6,
-    TC_MAP_CONFIG, TC_MAP_EXCLUDE_V4, TC_MAP_EXCLUDE_V6, TC_MAP_REJECTS, TC_MAP_VLANS,
-    TC_MAX_PREFIXES, TC_PROGRAM, TC_REASON_EXCLUDED, TC_REASON_NON_IP, TC_REASON_NOT_ALLOWED,
-    TC_REASON_VLAN,
+    TC_CFG_ALLOW, TC_CFG_EXCLUDE, TC_CFG_UNTAGGED, TC_CFG_VLAN, TC_CONFIG_FLAGS,
+    TC_CONFIG_SNAP_LEN, TC_MAP_ALLOW_V4, TC_MAP_ALLOW_V6, TC_MAP_CONFIG, TC_MAP_EXCLUDE_V4,
+    TC_MAP_EXCLUDE_V6, TC_MAP_REJECTS, TC_MAP_VLANS, TC_MAX_PREFIXES, TC_PROGRAM,
+    TC_REASON_EXCLUDED, TC_REASON_NON_IP, TC_REASON_NOT_ALLOWED, TC_REASON_VLAN,
 };
 use crate::rules::{FilterRules, canonical};
 
@@ -175,7 +175,7 @@ impl EbpfFilter {
             maps.insert(PrefixList::Allow, canonical(net))?;
         }
         maps.config
-            .set(0, flags | maps.list_bits(), 0)
+            .set(TC_CONFIG_FLAGS, flags | maps.list_bits(), 0)
             .map_err(map_error(TC_MAP_CONFIG))?;
         Ok(Self {
             ebpf,
@@ -257,10 +257,13 @@ impl Maps {
 
     /// Rewrites the config word's list bits from the lists, keeping the VLAN bits.
     fn update_bits(&mut self) -> Result<(), EbpfError> {
-        let flags = self.config.get(&0, 0).map_err(map_error(TC_MAP_CONFIG))?;
+        let flags = self
+            .config
+            .get(&TC_CONFIG_FLAGS, 0)
+            .map_err(map_error(TC_MAP_CONFIG))?;
         let flags = (flags & !(TC_CFG_EXCLUDE | TC_CFG_ALLOW)) | self.list_bits();
         self.config
-            .set(0, flags, 0)
+            .set(TC_CONFIG_FLAGS, flags, 0)
             .map_err(map_error(TC_MAP_CONFIG))
     }
 
@@ -332,7 +335,14 @@ impl PacketFilter for EbpfFilter {
         FilterKind::Ebpf
     }
 
-    fn attach(&self, socket: BorrowedFd<'_>) -> Result<(), String> {
+    fn attach(&self, socket: BorrowedFd<'_>, snap_len: u32) -> Result<(), String> {
+        // One program serves every socket, so the snap length is one word in its config map.
+        self.maps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .config
+            .set(TC_CONFIG_SNAP_LEN, snap_len, 0)
+            .map_err(|e| format!("{TC_MAP_CONFIG}: {e}"))?;
         let program: &SocketFilter = self
             .ebpf
             .program(TC_PROGRAM)

@@ -142,7 +142,7 @@ impl PacketFilter for UserspaceFilter {
         FilterKind::Userspace
     }
 
-    fn attach(&self, _socket: BorrowedFd<'_>) -> Result<(), String> {
+    fn attach(&self, _socket: BorrowedFd<'_>, _snap_len: u32) -> Result<(), String> {
         Err("the userspace filter judges replayed frames; it attaches to no socket".into())
     }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use testlab::corpus::{self, Corpus, FILTER_ALLOW, FILTER_EXCLUDE, FILTER_VLANS};
 use testlab::netns::{CAPTURE_IF, GENERATOR_IF, PacketReceiver, PacketSender, in_netns};
 use testlab::{COUNT_DEADLINE, Frame, L4, Lab, wait_for, wait_for_count};
+use traffic_counter_capture::filter::{attach_classic, classic_ret};
 use traffic_counter_capture::snapshot::{FilterKind, Snapshot};
 use traffic_counter_capture::{Capture, CaptureConfig, PacketFilter};
 use traffic_counter_ebpf::{
@@ -146,19 +147,37 @@ fn verdict_corpus() -> Vec<Frame> {
 }
 
 /// For each frame: (passed eBPF, passed classic), through two plain sockets side by side.
-///
-/// A third socket without a filter, opened first, tells when both have judged a frame: the
-/// kernel hands a frame to a device's packet sockets newest first, in one pass, so once the
-/// oldest has it the other two have run their filters.
 fn verdicts(lab: &Lab, rules: &FilterRules, frames: &[Frame]) -> Vec<(bool, bool)> {
     let ebpf = EbpfFilter::load(rules).unwrap();
     let classic = ClassicFilter::new(rules).unwrap();
-    let (sentinel, a, b) = lab.in_capture_ns(|| {
-        (
-            PacketReceiver::open(CAPTURE_IF, |_| {}),
-            PacketReceiver::open(CAPTURE_IF, |fd| ebpf.attach(fd).unwrap()),
-            PacketReceiver::open(CAPTURE_IF, |fd| classic.attach(fd).unwrap()),
-        )
+    let open = || {
+        vec![
+            PacketReceiver::open(CAPTURE_IF, |fd| ebpf.attach(fd, WHOLE).unwrap()),
+            PacketReceiver::open(CAPTURE_IF, |fd| classic.attach(fd, WHOLE).unwrap()),
+        ]
+    };
+    received(lab, open, frames)
+        .into_iter()
+        .map(|got| (got[0].is_some(), got[1].is_some()))
+        .collect()
+}
+
+/// A snap length of the whole frame.
+const WHOLE: u32 = 0;
+
+/// For each frame, the bytes each socket `open` returns received of it (`None`: filtered out).
+///
+/// A socket without a filter, opened first, tells when all have judged a frame: the kernel
+/// hands a frame to a device's packet sockets newest first, in one pass, so once the oldest
+/// has it the others have run their filters.
+fn received(
+    lab: &Lab,
+    open: impl FnOnce() -> Vec<PacketReceiver> + Send,
+    frames: &[Frame],
+) -> Vec<Vec<Option<usize>>> {
+    let (sentinel, sockets) = lab.in_capture_ns(|| {
+        let sentinel = PacketReceiver::open(CAPTURE_IF, |_| {});
+        (sentinel, open())
     });
     in_netns(&lab.generator_ns, || {
         let sender = PacketSender::open(GENERATOR_IF);
@@ -174,9 +193,14 @@ fn verdicts(lab: &Lab, rules: &FilterRules, frames: &[Frame]) -> Vec<(bool, bool
                 )
                 .unwrap();
                 assert_eq!(seen, 1);
-                let (got_a, got_b) = (a.drain(), b.drain());
-                assert!(got_a.len() <= 1 && got_b.len() <= 1);
-                (got_a.len() == 1, got_b.len() == 1)
+                sockets
+                    .iter()
+                    .map(|socket| {
+                        let got = socket.drain();
+                        assert!(got.len() <= 1);
+                        got.first().map(Vec::len)
+                    })
+                    .collect()
             })
             .collect()
     })
@@ -227,6 +251,50 @@ fn ebpf_and_classic_give_identical_verdicts() {
             // No rules: only non-IP is rejected: ARP, tagged ARP, three in-band tags, 802.3.
             let rejected = got.iter().filter(|(e, _)| !e).count();
             assert_eq!(rejected, 4, "{got:?}");
+        }
+    }
+}
+
+/// Both filters, and the program capture attaches when there is no filter, copy only the
+/// snap length of a passing frame; a rejected frame stays rejected.
+#[test]
+fn every_program_keeps_only_the_snap_length() {
+    let lab = Lab::new("fsn");
+    let rules = FilterRules::default();
+    let ebpf = EbpfFilter::load(&rules).unwrap();
+    let classic = ClassicFilter::new(&rules).unwrap();
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+    let src = ip("198.18.0.1");
+    let dst = ip("2001:db8::1");
+    // Frame lengths: 14 + 20 + 8 + payload for IPv4 UDP, 14 + 40 + 8 + payload for IPv6.
+    let mut frames: Vec<Frame> = [0, 86, 87, 200, 1400]
+        .into_iter()
+        .map(|payload| Frame::ip(src, ip("198.18.0.2"), L4::Udp(1, 2), payload))
+        .collect();
+    frames.push(Frame::ip(dst, ip("2001:db8::2"), L4::Udp(1, 2), 1400));
+    frames.push(Frame::arp());
+    let lengths: Vec<usize> = frames.iter().map(|f| f.bytes.len()).collect();
+    assert_eq!(lengths[..5], [42, 128, 129, 242, 1442]);
+    for snap in [128u32, 256] {
+        let open = || {
+            vec![
+                PacketReceiver::open(CAPTURE_IF, |fd| ebpf.attach(fd, snap).unwrap()),
+                PacketReceiver::open(CAPTURE_IF, |fd| classic.attach(fd, snap).unwrap()),
+                PacketReceiver::open(CAPTURE_IF, |fd| {
+                    attach_classic(fd, &classic_ret(snap)).unwrap();
+                }),
+            ]
+        };
+        let got = received(&lab, open, &frames);
+        for (i, (len, got)) in lengths.iter().zip(&got).enumerate() {
+            let kept = (*len).min(snap as usize);
+            let expected = if i == frames.len() - 1 {
+                // ARP: both filters reject it; the snap-only program lets it through.
+                vec![None, None, Some(kept)]
+            } else {
+                vec![Some(kept); 3]
+            };
+            assert_eq!(*got, expected, "snap {snap}, frame {i} of {len} bytes");
         }
     }
 }

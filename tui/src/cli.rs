@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use traffic_counter_capture::affinity::{allowed_cpus, parse_cpu_list};
-use traffic_counter_capture::config::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_TALKERS};
+use traffic_counter_capture::config::{
+    DEFAULT_MAX_FLOWS, DEFAULT_MAX_TALKERS, MAX_SNAP_LEN, MIN_SNAP_LEN,
+};
 use traffic_counter_capture::groups::{Group, GroupSet};
 use traffic_counter_capture::iface::{self, LinkInfo};
 use traffic_counter_capture::parse::LinkKind;
@@ -38,7 +40,8 @@ pub struct Args {
         value_name = "FILE",
         conflicts_with_all = [
             "interface", "workers", "cpus", "fanout", "fanout_group", "fanout_rollover",
-            "block_size", "block_count", "frame_size", "block_timeout", "filter", "metrics",
+            "block_size", "block_count", "frame_size", "block_timeout", "snaplen", "filter",
+            "metrics",
         ],
     )]
     pub read: Option<String>,
@@ -82,6 +85,11 @@ pub struct Args {
     /// Milliseconds before the kernel hands over a partly filled block [default: 10].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=60000))]
     pub block_timeout: Option<u32>,
+
+    /// Bytes of each frame copied into the ring, from the link-layer header: the headers are
+    /// all that is counted, and lengths on the wire are exact whatever this is [default: 256].
+    #[arg(long, value_name = "BYTES", value_parser = parse_snaplen)]
+    pub snaplen: Option<u32>,
 
     /// Count flows (protocol and both endpoints) as well as addresses.
     #[arg(long)]
@@ -369,6 +377,7 @@ impl Args {
             block_count: self.block_count,
             frame_size: self.frame_size,
             block_timeout_ms: self.block_timeout,
+            snap_len: self.snaplen,
         };
         config.flows = self.flows;
         config.max_talkers = self.max_talkers;
@@ -394,6 +403,19 @@ fn parse_size(text: &str) -> Result<u32, String> {
         .ok()
         .filter(|&v| v > 0 && n << shift >> shift == n)
         .ok_or_else(|| format!("{text:?} is out of range (1 byte to 4 GiB)"))
+}
+
+/// A snap length: a size as [`parse_size`] reads it, from the shortest that holds every
+/// header counting needs to libpcap's longest.
+fn parse_snaplen(text: &str) -> Result<u32, String> {
+    let len = parse_size(text)?;
+    if (MIN_SNAP_LEN..=MAX_SNAP_LEN).contains(&len) {
+        Ok(len)
+    } else {
+        Err(format!(
+            "{text:?} must be between {MIN_SNAP_LEN} and {MAX_SNAP_LEN} bytes"
+        ))
+    }
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {

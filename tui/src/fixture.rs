@@ -130,6 +130,7 @@ pub fn snapshot(talkers: Vec<Talker>, flows: Vec<Flow>) -> Snapshot {
             block_count: 60,
             frame_size: 2048,
             block_timeout_ms: 10,
+            snap_len: 256,
         },
         max_talkers: 100_000,
         max_flows: 100_000,

@@ -278,6 +278,7 @@ fn options_that_only_apply_live_are_refused_naming_the_flag() {
         ("--block-count", Some("8")),
         ("--frame-size", Some("2048")),
         ("--block-timeout", Some("10")),
+        ("--snaplen", Some("256")),
         ("--filter", Some("ebpf")),
         ("--metrics", Some("127.0.0.1:9848")),
     ] {

@@ -179,6 +179,38 @@ fn headers_are_checked_against_the_wire_not_the_snap_length() {
 }
 
 #[test]
+fn headers_past_the_snap_length_count_under_their_addresses() {
+    // Hop-by-hop (8 bytes) and destination options (8 bytes) before UDP, 1000 bytes of
+    // payload: the kernel copied only `snap` bytes of the frame.
+    let frame = Frame::ipv6_with_extensions(V6A, V6B, &[0, 60], 0, (11, 22), 1000);
+    let wire = frame.bytes.len() as u32;
+    let cut = |snap: usize| parse_frame(&frame.bytes[..snap], wire, None);
+    let whole = cut(frame.bytes.len()).unwrap();
+    assert_eq!((whole.proto, whole.ports), (proto::UDP, Some((11, 22))));
+    // Cut inside the destination options header: counted under it, without ports.
+    let l3 = 14 + 40;
+    let p = cut(l3 + 8 + 1).unwrap();
+    assert_eq!(
+        (p.src, p.dst, p.proto, p.ports),
+        (whole.src, whole.dst, 60, None)
+    );
+    assert_eq!((p.segments, p.bytes), (1, u64::from(wire)));
+    // Cut inside the UDP ports: the protocol is known, the ports are not.
+    let p = cut(l3 + 16 + 3).unwrap();
+    assert_eq!(
+        (p.proto, p.ports, p.bytes),
+        (proto::UDP, None, u64::from(wire))
+    );
+    // The same cuts on the wire are truncated packets.
+    for len in [l3 + 9, l3 + 19] {
+        assert_eq!(
+            parse_frame(&frame.bytes[..len], len as u32, None),
+            Err(ParseError::Truncated)
+        );
+    }
+}
+
+#[test]
 fn bad_headers() {
     assert_eq!(parse(&Frame::bad_ihl_ipv4()), Err(ParseError::BadHeader));
     let mut v5 = Frame::ip(ip("198.18.0.2"), ip("198.18.0.1"), L4::Udp(1, 2), 30);

@@ -53,13 +53,14 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             e.non_ip, e.truncated, e.bad_header
         )),
         Line::raw(format!(
-            "Ring       {} workers x {} blocks x {} = {} each; frame slot {} B, block timeout {} ms",
+            "Ring       {} workers x {} blocks x {} = {} each; frame slot {} B, block timeout {} ms, snap {} B",
             s.workers.len(),
             g.block_count,
             units::bytes(u64::from(g.block_size)),
             units::bytes(g.bytes()),
             g.frame_size,
-            g.block_timeout_ms
+            g.block_timeout_ms,
+            g.snap_len
         )),
         Line::raw(format!(
             "Fanout     {} group {}{}",
