@@ -37,6 +37,9 @@
 #
 # Usage: bench/system.sh [SECONDS_PER_RUN] [OUTPUT_FILE] [RUNS]   (as root; make bench runs
 # it with 10 target/bench/system.md). Defaults: 10 s, target/bench/system.md, 5 runs.
+# For comparisons in the same harness: BENCH_BIN replaces the binary, BENCH_ARGS adds options
+# to ours (e.g. "--snaplen 262144"), BENCH_TCPDUMP_ARGS adds options to tcpdump (e.g. "-s 256").
+# The report prints the command lines as run.
 # Needs the release binary (make build), trafgen and tcpdump (make setup installs both).
 # Traffic stays inside the two namespaces this script creates (addresses in 198.18.0.0/15 and
 # 2001:db8::/32, frames to a MAC nobody owns, so nothing replies); every trafgen run is
@@ -58,7 +61,7 @@ CHILD_PID= # the capture process currently running, if any
 # The command lines, exactly as run (the snapshot file is appended per run).
 OURS=("$BIN" --headless -i tc0 --workers 2 --flows ${BENCH_ARGS:-})
 MEMORY=("$BIN" --headless -i tc0 --workers 2 --flows --max-talkers 50000 --max-flows 50000 ${BENCH_ARGS:-})
-TCPDUMP=(tcpdump -i tc0 -w /dev/null -B 65536 -q)
+TCPDUMP=(tcpdump -i tc0 -w /dev/null -B 65536 -q ${BENCH_TCPDUMP_ARGS:-})
 TRAFGEN_OPTS=(--out tg0 --cpus 2 --no-sock-mem --notouch-irq -q)
 
 cleanup() {
@@ -200,6 +203,11 @@ measure() {
 }
 
 : > "$WORK/results.tsv"
+# An unmeasured burst first: after the machine has sat idle, the first full-rate burst has run
+# at a third to a half of the later ones (three scripts in a row, whichever binary went first),
+# and run 1 always starts with ours.
+echo "warm-up: one unmeasured burst of the random mix, no capture" >&2
+run_trafgen "${MIX_FILE[random]}" > /dev/null
 for mix in "${MIXES[@]}"; do
   for run in $(seq "$RUNS"); do
     echo "$mix, run $run of $RUNS" >&2
@@ -316,8 +324,8 @@ def exact_text(r):
 
 print("# System benchmark: traffic-counter beside tcpdump\n")
 print(f"{os.environ['ENV_LINE']}. {secs} s of trafgen at full rate per capture, {runs} run(s) "
-      "per mix; in each run the two captures follow each other, each with its own burst "
-      "(ours first in odd runs, tcpdump first in even runs).\n")
+      "per mix, after one unmeasured warm-up burst; in each run the two captures follow each "
+      "other, each with its own burst (ours first in odd runs, tcpdump first in even runs).\n")
 print("Commands (CAP/GEN: the capture and generator namespaces, F: a per-run snapshot file, "
       "MIX: the mix's trafgen config):\n")
 print("```")
