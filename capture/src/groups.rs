@@ -130,6 +130,8 @@ impl fmt::Display for Group {
 #[derive(Clone, Debug)]
 struct Level {
     mask: u128,
+    /// Whether the prefixes are IPv4 ones: a level matches addresses of its own family only.
+    v4: bool,
     networks: Vec<(u128, u64)>,
 }
 
@@ -143,17 +145,28 @@ pub struct GroupSet {
     levels: Vec<Level>,
 }
 
-/// A prefix as a (network, mask) pair in [`Addr`] space (IPv4 mapped into `::ffff:0:0/96`).
-fn addr_prefix(net: &IpNet) -> (u128, u128) {
-    let (network, len) = match net {
+/// A prefix as a (network, mask, IPv4) triple in [`Addr`] space (IPv4 mapped into
+/// `::ffff:0:0/96`).
+///
+/// Families stay apart, as in the socket filter: an IPv6 prefix never matches an IPv4 packet,
+/// even one as wide as `::/0` that spans the mapped range, except that an IPv4-mapped IPv6
+/// prefix of /96 or longer is the IPv4 prefix it carries.
+fn addr_prefix(net: &IpNet) -> (u128, u128, bool) {
+    let (network, len, v4) = match net {
         IpNet::V4(v4) => (
             Addr::v4(v4.network().octets()).0,
             96 + u32::from(v4.prefix_len()),
+            true,
         ),
-        IpNet::V6(v6) => (v6.network().to_bits(), u32::from(v6.prefix_len())),
+        IpNet::V6(v6) => {
+            let network = v6.network().to_bits();
+            let len = u32::from(v6.prefix_len());
+            let mapped = len >= 96 && network >> 32 == 0xffff;
+            (network, len, mapped)
+        }
     };
     let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
-    (network & mask, mask)
+    (network & mask, mask, v4)
 }
 
 impl GroupSet {
@@ -174,16 +187,18 @@ impl GroupSet {
             }
             names.push(group.name.clone());
             for prefix in &group.prefixes {
-                let (network, mask) = addr_prefix(prefix);
-                let index = if let Some(i) = levels.iter().position(|l| l.mask == mask) {
-                    i
-                } else {
-                    levels.push(Level {
-                        mask,
-                        networks: Vec::new(),
-                    });
-                    levels.len() - 1
-                };
+                let (network, mask, v4) = addr_prefix(prefix);
+                let index =
+                    if let Some(i) = levels.iter().position(|l| l.mask == mask && l.v4 == v4) {
+                        i
+                    } else {
+                        levels.push(Level {
+                            mask,
+                            v4,
+                            networks: Vec::new(),
+                        });
+                        levels.len() - 1
+                    };
                 let level = &mut levels[index];
                 match level.networks.iter_mut().find(|(n, _)| *n == network) {
                     Some((_, bits)) => *bits |= 1 << bit,
@@ -218,7 +233,11 @@ impl GroupSet {
     #[inline]
     pub fn matches(&self, addr: Addr) -> u64 {
         let mut bits = 0;
+        let v4 = addr.0 >> 32 == 0xffff;
         for level in &self.levels {
+            if level.v4 != v4 {
+                continue;
+            }
             let key = addr.0 & level.mask;
             // Skips a whole level at once when the address is outside its span (an IPv4
             // address against IPv6 prefixes and the other way round, above all).
@@ -407,6 +426,22 @@ mod tests {
         // IPv4 prefixes never match IPv6 addresses that merely share low bits.
         assert_eq!(s.matches(addr("::c612:7")), 0);
         assert_eq!(GroupSet::default().matches(addr("198.18.0.1")), 0);
+    }
+
+    #[test]
+    fn ipv6_prefixes_match_ipv6_addresses_only_as_the_filter_judges_them() {
+        let s = set(&[
+            "all6=::/0",
+            "low6=::/1",
+            "mapped=::ffff:198.18.0.0/112",
+            "all4=0.0.0.0/0",
+        ]);
+        // `::/0` and `::/1` span the mapped range, yet an IPv4 address is not IPv6 traffic.
+        assert_eq!(s.matches(addr("198.18.0.7")), 0b1100);
+        assert_eq!(s.matches(addr("198.19.0.7")), 0b1000);
+        assert_eq!(s.matches(addr("2001:db8::1")), 0b0011);
+        assert_eq!(s.matches(addr("fe80::1")), 0b0001);
+        assert_eq!(s.matches(addr("::1")), 0b0011);
     }
 
     #[test]
