@@ -247,6 +247,75 @@ fn frames_past_the_snap_length_count_their_bytes_on_the_wire() {
     assert_counts(&snap, &whole);
 }
 
+/// Frames read from the rings so far, per worker.
+fn per_worker(feed: &Feed) -> Vec<u64> {
+    feed.borrow()
+        .snapshot
+        .as_ref()
+        .map_or_else(Vec::new, |s| s.workers.iter().map(|w| w.packets).collect())
+}
+
+/// In the default `hash` mode both directions of a flow reach one worker (so a flow takes one
+/// slot in one worker's tally), and distinct flows reach both workers.
+#[test]
+fn hash_fanout_keeps_each_flow_on_one_worker_and_spreads_flows() {
+    let lab = Lab::new("steer");
+    let cfg = config(2);
+    assert_eq!(cfg.fanout.mode, FanoutMode::Hash);
+    let capture = lab
+        .in_capture_ns(|| Capture::start(&cfg, None))
+        .expect("capture starts");
+    let feed = capture.feed();
+    let ip = |s: String| -> IpAddr { s.parse().unwrap() };
+    let mut seen = vec![0u64; 2];
+    let mut flows_per_worker = [0u32; 2];
+    for i in 0..24u16 {
+        let (a, b) = match i % 3 {
+            0 => (
+                ip(format!("198.18.1.{i}")),
+                ip(format!("198.18.2.{}", 200 - i)),
+            ),
+            _ => (
+                ip(format!("2001:db8::1:{i}")),
+                ip(format!("2001:db8::2:{}", 99 + i)),
+            ),
+        };
+        let l4 = |forward: bool| match (i % 2, forward) {
+            (0, true) => L4::Tcp(40000 + i, 443),
+            (0, false) => L4::Tcp(443, 40000 + i),
+            (_, true) => L4::Udp(5000 + i, 53),
+            (_, false) => L4::Udp(53, 5000 + i),
+        };
+        let mut there = Frame::ip(a, b, l4(true), 20);
+        let mut back = Frame::ip(b, a, l4(false), 20);
+        if i % 4 == 1 {
+            // QinQ: the outer tag is offloaded on receive, the inner one stays in-band.
+            there = there.tagged(0x8100, 10).tagged(0x88a8, 20);
+            back = back.tagged(0x8100, 10).tagged(0x88a8, 20);
+        }
+        let frames = vec![there.clone(), back.clone(), there, back.clone(), back];
+        lab.send(&frames);
+        let want: u64 = seen.iter().sum::<u64>() + frames.len() as u64;
+        wait_for_count("frames read from the rings", COUNT_DEADLINE, want, || {
+            per_worker(&feed).iter().sum()
+        })
+        .unwrap();
+        let now = per_worker(&feed);
+        let grew: Vec<u64> = now.iter().zip(&seen).map(|(n, s)| n - s).collect();
+        assert!(
+            grew == [5, 0] || grew == [0, 5],
+            "flow {i}: its frames went to workers as {grew:?}"
+        );
+        flows_per_worker[usize::from(grew[1] == 5)] += 1;
+        seen = now;
+    }
+    assert!(
+        flows_per_worker.iter().all(|&n| n >= 4),
+        "24 flows spread as {flows_per_worker:?}"
+    );
+    capture.stop().expect("capture stops");
+}
+
 #[test]
 fn bounded_tables_evict_and_still_add_up() {
     let lab = Lab::new("evict");
