@@ -149,7 +149,7 @@ fn fill(tallies: &mut [Tally], next_key: &mut u64) {
             *next_key += 1;
             let k = *next_key;
             let packet = Packet {
-                src: Addr(0x2001_0db8_u128 << 96 | u128::from(k)),
+                src: Addr::from_bits(0x2001_0db8_u128 << 96 | u128::from(k)),
                 dst: Addr::v4([198, 19, 0, 1]),
                 proto: proto::UDP,
                 ports: Some(((k as u16) | 1024, 53)),

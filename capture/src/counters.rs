@@ -85,8 +85,8 @@ impl Hash for FlowKey {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         // Three word-sized writes instead of the derived field-by-field walk.
-        state.write_u128(self.lo.ip.0);
-        state.write_u128(self.hi.ip.0);
+        state.write_u128(self.lo.ip.to_bits());
+        state.write_u128(self.hi.ip.to_bits());
         state.write_u64(
             u64::from(self.lo.port)
                 | u64::from(self.hi.port) << 16

@@ -154,7 +154,7 @@ pub struct GroupSet {
 fn addr_prefix(net: &IpNet) -> (u128, u128, bool) {
     let (network, len, v4) = match net {
         IpNet::V4(v4) => (
-            Addr::v4(v4.network().octets()).0,
+            Addr::v4(v4.network().octets()).to_bits(),
             96 + u32::from(v4.prefix_len()),
             true,
         ),
@@ -233,12 +233,12 @@ impl GroupSet {
     #[inline]
     pub fn matches(&self, addr: Addr) -> u64 {
         let mut bits = 0;
-        let v4 = addr.0 >> 32 == 0xffff;
+        let v4 = addr.to_bits() >> 32 == 0xffff;
         for level in &self.levels {
             if level.v4 != v4 {
                 continue;
             }
-            let key = addr.0 & level.mask;
+            let key = addr.to_bits() & level.mask;
             // Skips a whole level at once when the address is outside its span (an IPv4
             // address against IPv6 prefixes and the other way round, above all).
             let outside = level.networks.first().is_none_or(|&(lo, _)| key < lo)

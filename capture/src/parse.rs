@@ -85,35 +85,67 @@ pub enum ParseError {
 /// tables need; [`IpAddr`] is an enum whose derived `Hash` and `Ord` cost several steps. An IPv6
 /// packet that carries an IPv4-mapped address is, by definition, the same host as that IPv4
 /// address and is counted as such.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Addr(pub u128);
+///
+/// The word is kept as two 64-bit halves, high half first: a `u128` field would align every key that holds an address to 16 bytes,
+/// and the padding that adds to a flow key (80 bytes instead of 56) is a cache line more per
+/// table slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Addr([u64; 2]);
+
+/// The 128-bit order, compared as one word: the derived order on the halves compiles to a
+/// loop with a branch per half.
+impl Ord for Addr {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.to_bits().cmp(&other.to_bits())
+    }
+}
+
+impl PartialOrd for Addr {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl std::hash::Hash for Addr {
     #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u128(self.0);
+        state.write_u128(self.to_bits());
     }
 }
 
 impl Addr {
     const V4_MAPPED: u128 = 0xffff << 32;
 
+    /// The address whose 128-bit word (IPv4 mapped) is `bits`.
+    #[inline]
+    pub const fn from_bits(bits: u128) -> Self {
+        Self([(bits >> 64) as u64, bits as u64])
+    }
+
+    /// The address as one 128-bit word (IPv4 mapped).
+    #[inline]
+    pub const fn to_bits(self) -> u128 {
+        (self.0[0] as u128) << 64 | self.0[1] as u128
+    }
+
     /// The address of four IPv4 octets.
     #[inline]
     pub fn v4(octets: [u8; 4]) -> Self {
-        Self(Self::V4_MAPPED | u128::from(u32::from_be_bytes(octets)))
+        Self::from_bits(Self::V4_MAPPED | u128::from(u32::from_be_bytes(octets)))
     }
 
     /// The address of sixteen IPv6 octets.
     #[inline]
     pub fn v6(octets: [u8; 16]) -> Self {
-        Self(u128::from_be_bytes(octets))
+        Self::from_bits(u128::from_be_bytes(octets))
     }
 }
 
 impl From<Addr> for IpAddr {
     fn from(addr: Addr) -> Self {
-        Ipv6Addr::from_bits(addr.0).to_canonical()
+        Ipv6Addr::from_bits(addr.to_bits()).to_canonical()
     }
 }
 
@@ -121,7 +153,7 @@ impl From<IpAddr> for Addr {
     fn from(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V4(v4) => Self::v4(v4.octets()),
-            IpAddr::V6(v6) => Self(v6.to_bits()),
+            IpAddr::V6(v6) => Self::from_bits(v6.to_bits()),
         }
     }
 }

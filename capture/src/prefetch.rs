@@ -15,3 +15,18 @@ pub(crate) fn prefetch<T>(ptr: *const T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = ptr;
 }
+
+/// Asks the CPU to start loading every cache line the value at `ptr` spans: a value that
+/// straddles lines would otherwise still wait for the lines after its first.
+#[inline]
+pub(crate) fn prefetch_all<T>(ptr: *const T) {
+    const LINE: usize = 64;
+    let bytes = ptr.cast::<u8>();
+    let skew = bytes as usize % LINE;
+    let mut offset = 0;
+    while offset < skew + size_of::<T>() {
+        // A hint, so the pointer need not stay inside the value: wrapping arithmetic is enough.
+        prefetch(bytes.wrapping_add(offset).wrapping_sub(skew));
+        offset += LINE;
+    }
+}

@@ -141,15 +141,15 @@ fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
 fn covers(net: &IpNet, addr: Addr) -> bool {
     let (network, len, v4) = match canonical(*net) {
         IpNet::V4(n) => (
-            Addr::v4(n.network().octets()).0,
+            Addr::v4(n.network().octets()).to_bits(),
             96 + u32::from(n.prefix_len()),
             true,
         ),
         IpNet::V6(n) => (n.network().to_bits(), u32::from(n.prefix_len()), false),
     };
-    let mapped = Ipv6Addr::from_bits(addr.0).to_ipv4_mapped().is_some();
+    let mapped = Ipv6Addr::from_bits(addr.to_bits()).to_ipv4_mapped().is_some();
     let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
-    v4 == mapped && addr.0 & mask == network & mask
+    v4 == mapped && addr.to_bits() & mask == network & mask
 }
 
 /// The verdict the rules ask for, or where the reference disagrees with the parser, a panic.
