@@ -169,24 +169,20 @@ impl Aggregate {
         let flows = self.flows.as_mut().filter(|_| tally.flows());
         if let Some(flows) = flows {
             self.tally_evicted_flows.add(conversations.evicted());
-            let mut ahead = Lookahead::new(|| conversations.iter().map(|(k, _)| *k));
-            for (key, delta) in conversations.iter() {
-                ahead.step(flows, tick);
+            let mut ahead = Lookahead::new(conversations.iter());
+            while let Some(((key, delta), hash)) = ahead.next(flows, tick, |(key, _)| **key) {
                 let heavy = delta.packets[0] + delta.packets[1] >= ADMIT_WHEN_FULL;
-                match flows.upsert_admitting(*key, || FlowEntry::new(delta), heavy) {
+                match flows.upsert_admitting_hashed(hash, *key, || FlowEntry::new(delta), heavy) {
                     Some(entry) => entry.merge(delta, tick),
                     None => delta.evict_into(&mut self.tally_evicted_flows),
                 }
             }
         }
-        let mut ahead = Lookahead::new(|| talker_deltas(tally).map(|(ip, _)| ip));
-        for (ip, talker) in talker_deltas(tally) {
-            ahead.step(&mut self.talkers, tick);
+        let talkers = &mut self.talkers;
+        let mut ahead = Lookahead::new(talker_deltas(tally));
+        while let Some(((ip, talker), hash)) = ahead.next(talkers, tick, |(ip, _)| *ip) {
             let heavy = talker.packets_sent + talker.packets_received >= ADMIT_WHEN_FULL;
-            match self
-                .talkers
-                .upsert_admitting(ip, || TalkerEntry::new(&talker), heavy)
-            {
+            match talkers.upsert_admitting_hashed(hash, ip, || TalkerEntry::new(&talker), heavy) {
                 Some(entry) => entry.merge(&talker, tick),
                 None => talker.evict_into(&mut self.tally_evicted_talkers),
             }
@@ -265,36 +261,74 @@ impl Historic for FlowEntry {
     }
 }
 
-/// Keys a merge will reach in 12, 6 and 3 steps, so that each key's index bucket, then its
-/// slot, then its history are loading while earlier keys are merged: the tables are far larger
-/// than the caches, and one merge after another would each wait for memory in turn.
-struct Lookahead<I: Iterator> {
-    far: std::iter::Skip<I>,
-    near: std::iter::Skip<I>,
-    next: std::iter::Skip<I>,
+/// How many items ahead of the one being merged [`Lookahead`] asks for the index bucket, the
+/// slot, and the history of each.
+///
+/// Each stage needs the previous one's line to have arrived (the slot's number is in the
+/// bucket, the history's address in the slot), and a merge step that finds its lines loaded
+/// takes a fraction of a memory latency: 12, 6 and 3 left every stage waiting (perf: 35% of
+/// the merge on reading the slot for the history prefetch, 19% on the bucket for the slot's).
+const INDEX_AHEAD: usize = 32;
+const SLOT_AHEAD: usize = 16;
+const HISTORY_AHEAD: usize = 8;
+/// Items the lookahead holds: a power of two above [`INDEX_AHEAD`].
+const QUEUE: usize = 64;
+
+/// The items a merge takes, each with its key's hash, hashed [`INDEX_AHEAD`] items before it
+/// is merged, so that each key's index bucket, then its slot, then its history are loading
+/// while earlier items are merged: the tables are far larger than the caches, and one merge
+/// after another would each wait for memory in turn. Each key is hashed once.
+struct Lookahead<T, I> {
+    items: I,
+    queue: [Option<(T, u64)>; QUEUE],
+    /// Items taken from `items` so far, and items handed out.
+    queued: usize,
+    taken: usize,
 }
 
-impl<K: Copy + Eq + std::hash::Hash, I: Iterator<Item = K>> Lookahead<I> {
-    /// Lookahead over the keys `keys()` yields, in the order the merge takes them.
-    fn new(keys: impl Fn() -> I) -> Self {
+impl<T: Copy, I: Iterator<Item = T>> Lookahead<T, I> {
+    fn new(items: I) -> Self {
         Self {
-            far: keys().skip(12),
-            near: keys().skip(6),
-            next: keys().skip(3),
+            items,
+            queue: [None; QUEUE],
+            queued: 0,
+            taken: 0,
         }
     }
 
+    /// The next item with its key's hash in `table`, after asking for what later items need.
     #[inline]
-    fn step<V: Evict + Historic>(&mut self, table: &mut ClockTable<K, V>, tick: u32) {
-        if let Some(key) = self.far.next() {
-            table.prefetch_index(table.hash(&key));
+    fn next<K: Copy + Eq + std::hash::Hash, V: Evict + Historic>(
+        &mut self,
+        table: &ClockTable<K, V>,
+        tick: u32,
+        key: impl Fn(&T) -> K,
+    ) -> Option<(T, u64)> {
+        while self.queued <= self.taken + INDEX_AHEAD {
+            let Some(item) = self.items.next() else {
+                break;
+            };
+            let hash = table.hash(&key(&item));
+            table.prefetch_index(hash);
+            self.queue[self.queued % QUEUE] = Some((item, hash));
+            self.queued += 1;
         }
-        if let Some(key) = self.near.next() {
-            table.prefetch_slot(table.hash(&key));
+        if let Some((_, hash)) = self.ahead(SLOT_AHEAD) {
+            table.prefetch_slot(hash);
         }
-        if let Some(entry) = self.next.next().and_then(|key| table.get(&key)) {
+        if let Some(entry) = self
+            .ahead(HISTORY_AHEAD)
+            .and_then(|(_, hash)| table.probable(hash))
+        {
             entry.history().prefetch(tick);
         }
+        let next = self.queue[self.taken % QUEUE].take()?;
+        self.taken += 1;
+        Some(next)
+    }
+
+    fn ahead(&self, n: usize) -> Option<(T, u64)> {
+        self.queue[(self.taken + n) % QUEUE].filter(|_| self.taken + n < self.queued)
     }
 }
 

@@ -109,6 +109,15 @@ impl<K: Copy + Eq + Hash, V: Evict> ClockTable<K, V> {
         }
     }
 
+    /// The value in the slot `hash` most likely names, without comparing its key (so without
+    /// waiting for the key to load): for prefetching what the value points to, never for
+    /// counting. `None` when nothing is filed under the hash's tag.
+    #[inline]
+    pub fn probable(&self, hash: u64) -> Option<&V> {
+        let slot = self.index.probable(hash)?;
+        self.slots.get(slot).map(|s| &s.value)
+    }
+
     /// [`Self::upsert`] for a key whose [`Self::hash`] the caller has; a value it evicts is
     /// handed to `spill` before it goes (it is added to the evicted sums all the same).
     #[inline]
@@ -136,6 +145,18 @@ impl<K: Copy + Eq + Hash, V: Evict> ClockTable<K, V> {
         admit_when_full: bool,
     ) -> Option<&mut V> {
         let hash = self.hash(&key);
+        self.upsert_admitting_hashed(hash, key, create, admit_when_full)
+    }
+
+    /// [`Self::upsert_admitting`] for a key whose [`Self::hash`] the caller has.
+    #[inline]
+    pub fn upsert_admitting_hashed(
+        &mut self,
+        hash: u64,
+        key: K,
+        create: impl FnOnce() -> V,
+        admit_when_full: bool,
+    ) -> Option<&mut V> {
         if let Some(i) = self.find(hash, &key) {
             return Some(self.hit(i));
         }
