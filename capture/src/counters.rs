@@ -206,9 +206,13 @@ impl Evict for FlowDelta {
     }
 }
 
-/// Packets a worker queues before counting them, so that their table lookups wait for memory
-/// together rather than one after another.
+/// Packets a worker holds queued before counting them, so that their table lookups wait for
+/// memory while later frames are parsed rather than one after another.
 pub const BATCH: usize = 32;
+/// Pushes after its own that a queued packet's slot is prefetched: by then its index bucket,
+/// prefetched when it was queued, has arrived, and its slot has as long again to arrive
+/// before it is counted.
+const SLOT_LAG: usize = BATCH / 2;
 
 /// A packet queued for counting, with its key and hash worked out.
 #[derive(Clone, Copy, Default)]
@@ -225,7 +229,9 @@ struct Pending {
 /// One worker's counts for one tick, in a bounded table of conversations.
 pub struct Tally {
     conversations: ClockTable<FlowKey, FlowDelta>,
+    /// A ring of queued packets: `queued` of them, the oldest at `head`.
     pending: [Pending; BATCH],
+    head: usize,
     queued: usize,
     /// Per-address deltas of conversations evicted within the tick.
     spilled: HotTalkers,
@@ -243,6 +249,7 @@ impl Tally {
         Self {
             conversations: ClockTable::with_capacity(capacity),
             pending: [Pending::default(); BATCH],
+            head: 0,
             queued: 0,
             spilled: HotTalkers::new(),
             groups: GroupCounts::default(),
@@ -268,35 +275,44 @@ impl Tally {
         self.apply(pending);
     }
 
-    /// Queues one parsed packet and starts loading what counting it will read; counts the
-    /// queue once it holds [`BATCH`] packets. Call [`Self::flush`] before reading the tally.
+    /// Queues one parsed packet and starts loading what counting it will read: its index
+    /// bucket now, its slot [`SLOT_LAG`] pushes later, and counts it [`BATCH`] pushes later,
+    /// so each load overlaps the parsing of the frames after it. Call [`Self::flush`] before
+    /// reading the tally.
     #[inline]
     pub fn push(&mut self, packet: &Packet, bytes: u64, ts_ns: u64) {
         self.groups
             .count(packet.src, packet.dst, packet.segments, bytes);
         let pending = self.pending_of(packet, bytes, ts_ns);
         self.conversations.prefetch_index(pending.hash);
-        if let Some(slot) = self.pending.get_mut(self.queued) {
-            *slot = pending;
-            self.queued += 1;
-        }
         if self.queued == BATCH {
-            self.flush();
+            let oldest = self.pending[self.head];
+            self.head = (self.head + 1) % BATCH;
+            self.queued -= 1;
+            self.apply(oldest);
+        }
+        self.pending[(self.head + self.queued) % BATCH] = pending;
+        self.queued += 1;
+        if self.queued > SLOT_LAG {
+            let lagging = self.pending[(self.head + self.queued - 1 - SLOT_LAG) % BATCH];
+            self.conversations.prefetch_slot(lagging.hash);
         }
     }
 
-    /// Counts every queued packet: first starts loading each one's slot (their index buckets
-    /// were requested when they were queued), then counts them.
+    /// Counts every queued packet, oldest first, after starting to load the slots of those
+    /// whose slots [`Self::push`] has not asked for yet.
     #[inline]
     pub fn flush(&mut self) {
         let queued = self.queued.min(BATCH);
-        for p in &self.pending[..queued] {
+        for n in queued.saturating_sub(SLOT_LAG)..queued {
+            let p = self.pending[(self.head + n) % BATCH];
             self.conversations.prefetch_slot(p.hash);
         }
-        for i in 0..queued {
-            let p = self.pending[i];
+        for n in 0..queued {
+            let p = self.pending[(self.head + n) % BATCH];
             self.apply(p);
         }
+        self.head = 0;
         self.queued = 0;
     }
 
@@ -377,6 +393,7 @@ impl Tally {
 
     /// Empties the tally for the next tick, keeping its allocation.
     pub fn clear(&mut self) {
+        self.head = 0;
         self.queued = 0;
         self.conversations.clear();
         self.spilled.clear();
