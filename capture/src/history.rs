@@ -24,9 +24,9 @@ pub(crate) enum History<const N: usize> {
         len: u8,
     },
     /// A 32-bit slot per tick for the last 40 ticks.
-    Narrow(Box<Slots<u32, N>>),
+    Narrow(Slots<u32, N>),
     /// A 64-bit slot per tick for the last 40 ticks.
-    Wide(Box<Slots<u64, N>>),
+    Wide(Slots<u64, N>),
 }
 
 /// A slot type of the ring: 32 or 64 bits.
@@ -35,10 +35,14 @@ impl SlotCount for u32 {}
 impl SlotCount for u64 {}
 
 /// One slot per tick for the last [`SLOTS`] ticks.
+///
+/// The newest tick is kept beside the pointer, in the entry, so that adding to a tick reads
+/// one line of the ring (the tick's slot), not two: a merge adds to tens of thousands of
+/// rings a tick, each a likely cache miss.
 #[derive(Clone, Debug)]
 pub(crate) struct Slots<T, const N: usize> {
     last_tick: u32,
-    slots: [[T; N]; SLOTS],
+    slots: Box<[[T; N]; SLOTS]>,
 }
 
 impl<const N: usize> History<N> {
@@ -84,7 +88,7 @@ impl<const N: usize> History<N> {
                     return;
                 }
                 let records = (*ticks, *counts);
-                *self = Self::Narrow(Box::new(Slots::new(records.0[0])));
+                *self = Self::Narrow(Slots::new(records.0[0]));
                 for (t, row) in records.0.iter().zip(records.1) {
                     for (s, b) in row.into_iter().enumerate() {
                         self.add_to_ring(*t, s, b);
@@ -100,7 +104,7 @@ impl<const N: usize> History<N> {
         match self {
             Self::Narrow(ring) => {
                 if !ring.try_add(tick, series, bytes) {
-                    let mut wide = Box::new(ring.widen());
+                    let mut wide = ring.widen();
                     wide.try_add(tick, series, bytes);
                     *self = Self::Wide(wide);
                 }
@@ -118,14 +122,8 @@ impl<const N: usize> History<N> {
         let slot = tick as usize % SLOTS;
         match self {
             Self::Few { .. } => {}
-            Self::Narrow(ring) => {
-                crate::prefetch::prefetch(std::ptr::from_ref(&ring.last_tick));
-                crate::prefetch::prefetch(std::ptr::from_ref(&ring.slots[slot]));
-            }
-            Self::Wide(ring) => {
-                crate::prefetch::prefetch(std::ptr::from_ref(&ring.last_tick));
-                crate::prefetch::prefetch(std::ptr::from_ref(&ring.slots[slot]));
-            }
+            Self::Narrow(ring) => crate::prefetch::prefetch(std::ptr::from_ref(&ring.slots[slot])),
+            Self::Wide(ring) => crate::prefetch::prefetch(std::ptr::from_ref(&ring.slots[slot])),
         }
     }
 
@@ -164,7 +162,7 @@ impl<T: SlotCount, const N: usize> Slots<T, N> {
     fn new(last_tick: u32) -> Self {
         Self {
             last_tick,
-            slots: [[T::default(); N]; SLOTS],
+            slots: Box::new([[T::default(); N]; SLOTS]),
         }
     }
 
@@ -198,7 +196,7 @@ impl<T: SlotCount, const N: usize> Slots<T, N> {
     fn widen(&self) -> Slots<u64, N> {
         Slots {
             last_tick: self.last_tick,
-            slots: self.slots.map(|row| row.map(Into::into)),
+            slots: Box::new(self.slots.map(|row| row.map(Into::into))),
         }
     }
 
