@@ -86,9 +86,9 @@ pub enum ParseError {
 /// packet that carries an IPv4-mapped address is, by definition, the same host as that IPv4
 /// address and is counted as such.
 ///
-/// The word is kept as two 64-bit halves, high half first: a `u128` field would align every key that holds an address to 16 bytes,
-/// and the padding that adds to a flow key (80 bytes instead of 56) is a cache line more per
-/// table slot.
+/// The word is kept as two 64-bit halves, high half first: a `u128` field would align every
+/// key that holds an address to 16 bytes, and the padding that adds to a flow key (80 bytes
+/// instead of 56) is a cache line more per table slot.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Addr([u64; 2]);
 
