@@ -242,13 +242,8 @@ fn a_resolver_that_never_answers_does_not_hold_up_the_ui() {
     tmux.keys(&["q"]);
 }
 
-#[test]
-fn headless_names_the_top_rows_of_its_snapshot_file() {
-    let lab = Lab::new("names-headless");
-    let scratch = ScratchDir::new("names-headless");
-    let server = Dnsmasq::start(&lab.capture_ns, ip(DNS), &records(), scratch.path());
-    let _conf = ResolvConf::nameserver(&lab.capture_ns, ip(DNS));
-    let file = scratch.join("snap.json");
+/// The binary headless on tc0 with one worker, writing `file` every 0.2 s, plus `extra`.
+fn headless_to(lab: &Lab, file: &Path, extra: &[&str]) -> Running {
     let mut cmd = lab.command_in_capture_ns(BIN);
     cmd.args([
         "--headless",
@@ -259,9 +254,20 @@ fn headless_names_the_top_rows_of_its_snapshot_file() {
         "--interval",
         "0.2",
     ])
+    .args(extra)
     .arg("--snapshot-file")
-    .arg(&file);
-    let running = Running::start(cmd, "capturing on tc0");
+    .arg(file);
+    Running::start(cmd, "capturing on tc0")
+}
+
+#[test]
+fn headless_names_the_top_rows_of_its_snapshot_file() {
+    let lab = Lab::new("names-headless");
+    let scratch = ScratchDir::new("names-headless");
+    let server = Dnsmasq::start(&lab.capture_ns, ip(DNS), &records(), scratch.path());
+    let _conf = ResolvConf::nameserver(&lab.capture_ns, ip(DNS));
+    let file = scratch.join("snap.json");
+    let running = headless_to(&lab, &file, &[]);
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
     let read = || -> Vec<(IpAddr, Option<String>)> {
@@ -285,21 +291,8 @@ fn headless_names_the_top_rows_of_its_snapshot_file() {
     let asked = server.ptr_queries().len();
     assert_eq!(asked, corpus.talkers.len(), "{:#?}", server.ptr_queries());
     // With -n, the file has no names and the server hears nothing more.
-    let mut cmd = lab.command_in_capture_ns(BIN);
-    cmd.args([
-        "--headless",
-        "-n",
-        "-i",
-        "tc0",
-        "--workers",
-        "1",
-        "--interval",
-        "0.2",
-    ])
-    .arg("--snapshot-file")
-    .arg(&file);
     std::fs::remove_file(&file).unwrap();
-    let running = Running::start(cmd, "capturing on tc0");
+    let running = headless_to(&lab, &file, &["-n"]);
     lab.send(&corpus.frames);
     let rows = wait_for("every talker in the file", COUNT_DEADLINE, read, |rows| {
         rows.len() == corpus.talkers.len()

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
+#[path = "support/corpus_json.rs"]
+mod corpus_json;
+
 use serde_json::Value;
 use testlab::corpus::{self, Corpus};
 use testlab::process::Running;
@@ -124,16 +127,7 @@ fn assert_corpus(doc: &Value, corpus: &Corpus) {
     assert_eq!(doc["filter"]["rejects"]["non_ip"], corpus.non_ip);
     assert_eq!(doc["parse_errors"]["truncated"], corpus.truncated);
     assert_eq!(doc["parse_errors"]["bad_header"], corpus.bad_header);
-    let talkers = doc["talkers"].as_array().unwrap();
-    assert_eq!(talkers.len(), corpus.talkers.len());
-    for t in talkers {
-        let ip: std::net::IpAddr = t["ip"].as_str().unwrap().parse().unwrap();
-        let want = &corpus.talkers[&ip];
-        assert_eq!(t["packets_sent"], want.packets_sent, "{ip}");
-        assert_eq!(t["bytes_sent"], want.bytes_sent, "{ip}");
-        assert_eq!(t["packets_received"], want.packets_received, "{ip}");
-        assert_eq!(t["bytes_received"], want.bytes_received, "{ip}");
-    }
+    corpus_json::assert_talkers(doc, corpus);
 }
 
 /// A file written by the program: mode 0600 (or `mode`), owned by `uid`, a regular file.
@@ -199,15 +193,22 @@ fn as_user_nobody_every_thread_drops_everything_and_counts_exactly() {
     cmd.args(headless_args(&snapshot))
         .args(["--user", "nobody"]);
     let run = Running::start(cmd, "capturing on");
+    counts_exactly_as_nobody(&lab, run, &snapshot);
+}
+
+/// With `run` started headless on `snapshot`: every thread of the binary is nobody with no
+/// capability; the corpus counts exactly; SIGTERM (relayed by sudo when it is the parent)
+/// ends it with 0 and a final file private to nobody.
+fn counts_exactly_as_nobody(lab: &Lab, run: Running, snapshot: &Path) {
     assert_dropped(binary_pid(run.id()), NOBODY, NOBODY);
     let corpus = corpus::standard();
     lab.send(&corpus.frames);
-    wait_for_totals(&snapshot, corpus.packets);
+    wait_for_totals(snapshot, corpus.packets);
     run.signal(libc::SIGTERM);
     let (code, _) = run.wait(COUNT_DEADLINE);
     assert_eq!(code, 0);
-    assert_corpus(&read_json(&snapshot), &corpus);
-    assert_private(&snapshot, NOBODY, 0o600);
+    assert_corpus(&read_json(snapshot), &corpus);
+    assert_private(snapshot, NOBODY, 0o600);
 }
 
 #[test]
@@ -220,17 +221,7 @@ fn through_real_sudo_it_becomes_the_invoking_user() {
         through_sudo(&lab, &scratch, &headless_args(&snapshot)),
         "capturing on",
     );
-    let pid = binary_pid(run.id());
-    assert_dropped(pid, NOBODY, NOBODY);
-    let corpus = corpus::standard();
-    lab.send(&corpus.frames);
-    wait_for_totals(&snapshot, corpus.packets);
-    // sudo relays the signal to the binary.
-    run.signal(libc::SIGTERM);
-    let (code, _) = run.wait(COUNT_DEADLINE);
-    assert_eq!(code, 0);
-    assert_corpus(&read_json(&snapshot), &corpus);
-    assert_private(&snapshot, NOBODY, 0o600);
+    counts_exactly_as_nobody(&lab, run, &snapshot);
 }
 
 #[test]
