@@ -12,7 +12,7 @@ use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
 use testlab::links::{ethtool_in, ip_in, set_gso_max_size, sysctl_in, tcp_segments_sent};
-use testlab::netns::{CAPTURE_IF, GENERATOR_IF, in_netns};
+use testlab::netns::{CAPTURE_IF, GENERATOR_IF, LinkCounter, in_netns, link_counter};
 use testlab::{COUNT_DEADLINE, Lab, wait_for};
 use traffic_counter_capture::parse::proto;
 use traffic_counter_capture::snapshot::{Flow, Snapshot};
@@ -78,9 +78,23 @@ fn flow_packets(flow: &Flow) -> u64 {
     flow.packets_a_to_b + flow.packets_b_to_a
 }
 
+/// The TCP segments both namespaces' stacks have sent, first transmissions and retransmissions.
+fn segments_sent(lab: &Lab) -> u64 {
+    lab.in_capture_ns(tcp_segments_sent) + in_netns(&lab.generator_ns, tcp_segments_sent)
+}
+
+/// Frames the generator's veth dropped because the capture end's receive queue was full (with
+/// GRO on, veth receives through a 256-frame ring). The capture end never saw them: the
+/// packet sockets' tap on it runs after that queue. TCP sends each such segment again, and
+/// both transmissions count as sent.
+fn dropped_before_the_capture(lab: &Lab) -> u64 {
+    link_counter(&lab.generator_ns, GENERATOR_IF, LinkCounter::TxDropped)
+}
+
 /// Streams [`DATA`] bytes from the generator to a server in the capture namespace while the
-/// capture counts on the server's end, and returns the final snapshot with the segments both
-/// namespaces' TCP stacks sent meanwhile.
+/// capture counts on the server's end, and returns the final snapshot with the segments that
+/// reached the capture end meanwhile: those both namespaces' TCP stacks sent, less those the
+/// link dropped before the capture end received them.
 fn stream(lab: &Lab, family: &Family) -> (Snapshot, u64) {
     let address: IpAddr = family.server.parse().unwrap();
     let mut config = CaptureConfig::new(CAPTURE_IF);
@@ -92,8 +106,8 @@ fn stream(lab: &Lab, family: &Family) -> (Snapshot, u64) {
         .expect("capture starts");
     let feed = capture.feed();
     let listener = lab.in_capture_ns(|| TcpListener::bind((address, 5001)).unwrap());
-    let before =
-        lab.in_capture_ns(tcp_segments_sent) + in_netns(&lab.generator_ns, tcp_segments_sent);
+    let sent_before = segments_sent(lab);
+    let dropped_before = dropped_before_the_capture(lab);
     let received = std::thread::scope(|scope| {
         let server = scope.spawn(|| {
             let (mut conn, _) = listener.accept().unwrap();
@@ -117,24 +131,36 @@ fn stream(lab: &Lab, family: &Family) -> (Snapshot, u64) {
     });
     assert_eq!(received, DATA);
     // The last ACK may still be on its way: wait until the capture has counted every segment
-    // both stacks sent, never on a fixed sleep.
-    let sent = || {
-        lab.in_capture_ns(tcp_segments_sent) + in_netns(&lab.generator_ns, tcp_segments_sent)
-            - before
+    // that reached it, never on a fixed sleep. A failure shows the workers' ring drops and
+    // super-frames, the malformed frames and the link's drops beside the two counts.
+    let arrived = || {
+        let dropped = dropped_before_the_capture(lab) - dropped_before;
+        (segments_sent(lab) - sent_before - dropped, dropped)
     };
-    let counted = || {
-        feed.borrow()
-            .snapshot
-            .as_ref()
-            .map_or(0, |s| s.totals.packets)
+    let seen = || {
+        let feed = feed.borrow();
+        let Some(snap) = feed.snapshot.as_ref() else {
+            return (0, 0, 0, 0);
+        };
+        let errors = &snap.parse_errors;
+        (
+            snap.totals.packets,
+            snap.workers.iter().map(|w| w.ring_drops).sum::<u64>(),
+            snap.workers.iter().map(|w| w.super_frames).sum::<u64>(),
+            errors.bad_header + errors.truncated,
+        )
     };
-    let (_, segments) = wait_for(
-        "the capture to count every TCP segment",
+    let (_, (segments, link_drops)) = wait_for(
+        "the capture to count every TCP segment that reached it \
+         ((counted, ring drops, super-frames, malformed), (arrived, dropped by the link))",
         COUNT_DEADLINE,
-        || (counted(), sent()),
-        |(counted, sent)| counted >= sent,
+        || (seen(), arrived()),
+        |((counted, ..), (arrived, _))| counted >= arrived,
     )
     .unwrap();
+    if link_drops > 0 {
+        eprintln!("the link dropped {link_drops} segments before the capture end");
+    }
     let finished = capture.stop().expect("capture stops");
     assert!(finished.error.is_none(), "{:?}", finished.error);
     ((*finished.snapshot).clone(), segments)

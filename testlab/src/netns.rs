@@ -137,22 +137,53 @@ pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
 }
 
 /// The `rx_packets` counter of interface `ifname` in namespace `ns`.
+pub fn rx_packets(ns: &str, ifname: &str) -> u64 {
+    link_counter(ns, ifname, LinkCounter::RxPackets)
+}
+
+/// A column of `/proc/net/dev`.
+#[derive(Clone, Copy, Debug)]
+pub enum LinkCounter {
+    /// Frames the interface took in.
+    RxPackets,
+    /// Frames the driver dropped on their way out: on veth, those the peer's receive queue had
+    /// no room for, which no packet socket on the peer ever sees.
+    TxDropped,
+}
+
+impl LinkCounter {
+    /// The column after the interface name: rx bytes, packets, errs, drop, fifo, frame,
+    /// compressed, multicast, then tx bytes, packets, errs, drop, ...
+    fn column(self) -> usize {
+        match self {
+            Self::RxPackets => 1,
+            Self::TxDropped => 11,
+        }
+    }
+}
+
+/// One counter of interface `ifname` in namespace `ns`.
 ///
 /// Read from `/proc/thread-self/net/dev` on a thread inside the namespace (`/sys/class/net`
 /// shows the namespace sysfs was mounted in, not the caller's). Panics if there is no such
 /// interface.
-pub fn rx_packets(ns: &str, ifname: &str) -> u64 {
+pub fn link_counter(ns: &str, ifname: &str, counter: LinkCounter) -> u64 {
     let table = in_netns(ns, || {
         std::fs::read_to_string("/proc/thread-self/net/dev")
             .unwrap_or_else(|e| panic!("reading net/dev in {ns}: {e}"))
     });
-    // Each interface line: `  NAME: rx_bytes rx_packets ...`.
     table
         .lines()
         .filter_map(|line| line.split_once(':'))
         .find(|(name, _)| name.trim() == ifname)
-        .and_then(|(_, fields)| fields.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or_else(|| panic!("no counters for {ifname} in {ns}:\n{table}"))
+        .and_then(|(_, fields)| {
+            fields
+                .split_whitespace()
+                .nth(counter.column())?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {counter:?} for {ifname} in {ns}:\n{table}"))
 }
 
 /// A raw `AF_PACKET` socket bound to one interface, for sending crafted frames.
