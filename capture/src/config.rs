@@ -8,11 +8,10 @@ use std::time::Duration;
 use crate::CaptureError;
 
 /// How the kernel spreads frames across the fanout group's sockets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FanoutMode {
     /// By flow hash: both directions of a flow land on the same worker.
-    #[default]
     Hash,
     /// Round robin.
     Lb,
@@ -39,6 +38,20 @@ impl FanoutMode {
         }
     }
 
+    /// The mode of a `PACKET_FANOUT_*` type number.
+    pub fn from_kernel_type(kernel_type: u32) -> Option<Self> {
+        [
+            Self::Hash,
+            Self::Lb,
+            Self::Cpu,
+            Self::Rollover,
+            Self::Random,
+            Self::Qm,
+        ]
+        .into_iter()
+        .find(|mode| mode.kernel_type() == kernel_type)
+    }
+
     /// The name used on the command line and in snapshots.
     pub fn name(self) -> &'static str {
         match self {
@@ -55,8 +68,9 @@ impl FanoutMode {
 /// The fanout group the workers join.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FanoutConfig {
-    /// How frames are spread.
-    pub mode: FanoutMode,
+    /// How frames are spread; `None` chooses from how the interface takes frames in
+    /// ([`crate::fanout_choice`]).
+    pub mode: Option<FanoutMode>,
     /// `PACKET_FANOUT_FLAG_ROLLOVER`: spill to another socket when the chosen ring is full.
     pub rollover: bool,
     /// A fixed group id; `None` lets the kernel pick a unique one.

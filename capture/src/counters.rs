@@ -28,9 +28,11 @@ const MIN_TALLY_ENTRIES: usize = 4096;
 
 /// Entries one worker's tally table holds for a table bound of `max` shared by `workers`.
 ///
-/// With hash fanout each conversation lands on one worker, so a worker sees about
-/// `max / workers` of a table's worth; more only makes a flood cost more to merge. Never more
-/// than `max`, never less than a few thousand.
+/// Each worker sees its share of the frames, so about `max / workers` of a table's worth of
+/// keys (with `hash` fanout each conversation lands on one worker; with `cpu` a conversation
+/// whose two directions are taken in on two CPUs takes a slot in each worker's tally, and the
+/// merge adds them up). More only makes a flood cost more to merge. Never more than `max`,
+/// never less than a few thousand.
 pub fn tally_capacity(max: usize, workers: usize) -> usize {
     max.div_ceil(workers.max(1))
         .max(MIN_TALLY_ENTRIES)

@@ -10,8 +10,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use crate::aggregator::{Aggregator, Clock, Setup, WorkerSlot};
-use crate::config::{CaptureConfig, RingGeometry};
+use crate::config::{CaptureConfig, FanoutMode, RingGeometry};
 use crate::counters::{Tally, tally_capacity};
+use crate::fanout_choice::ReceivePath;
 use crate::feed::{Feed, Publisher};
 use crate::groups::{GroupCounts, GroupSet, GroupTotals};
 use crate::iface::LinkInfo;
@@ -179,11 +180,13 @@ impl Capture {
             geometry.frame_size,
             geometry.block_timeout_ms,
         );
-        let (rings, group) = open_rings(config, ifindex, geometry, filter.as_deref())?;
+        let (mode, chosen_because) = fanout_mode(config, ifindex, link.arphrd)?;
+        let (rings, group) = open_rings(config, mode, ifindex, geometry, filter.as_deref())?;
         let fanout = FanoutInfo {
-            mode: config.fanout.mode,
+            mode,
             group,
             rollover: config.fanout.rollover,
+            chosen_because,
         };
         Ok(Opened {
             config: config.clone(),
@@ -318,6 +321,56 @@ fn spawn_workers(
     Ok((workers, slots))
 }
 
+/// The fanout mode and, when the capture chose it, why: the operator's mode; else, joining a
+/// group that exists, the mode its members use (the kernel refuses any other); else the one
+/// [`ReceivePath::choose`] picks for the interface. Refuses a fixed group other sockets hold
+/// unless joining it was asked for.
+fn fanout_mode(
+    config: &CaptureConfig,
+    ifindex: u32,
+    arphrd: u16,
+) -> Result<(FanoutMode, Option<&'static str>), CaptureError> {
+    let fanout = config.fanout;
+    let mut joined_mode = None;
+    if let Some(id) = fanout.group {
+        match crate::fanout_diag::group_use(id) {
+            Ok(None) => {}
+            Ok(Some(used)) if fanout.join_existing => {
+                joined_mode = used.kernel_type.and_then(FanoutMode::from_kernel_type);
+            }
+            Ok(Some(used)) => {
+                return Err(CaptureError::FanoutGroupInUse {
+                    group: id,
+                    sockets: used.sockets,
+                    uids: used.uids,
+                });
+            }
+            // Joining was asked for: the join itself says whether it can be done.
+            Err(_) if fanout.join_existing => {}
+            Err(source) => return Err(CaptureError::FanoutCheck { group: id, source }),
+        }
+    }
+    if let Some(mode) = fanout.mode {
+        return Ok((mode, None));
+    }
+    if let Some(mode) = joined_mode {
+        return Ok((mode, Some("the group's members use it")));
+    }
+    let path = ReceivePath::of(&config.interface, ifindex, arphrd, config.workers);
+    let choice = path.choose();
+    log::info!(
+        "{}: fanout {} ({}; driver {}, receive queues {}, RPS {})",
+        config.interface,
+        choice.mode.name(),
+        choice.why,
+        path.driver.as_deref().unwrap_or("unknown"),
+        path.rx_queues
+            .map_or_else(|| "unknown".to_owned(), |n| n.to_string()),
+        if path.rps { "on" } else { "off" },
+    );
+    Ok((choice.mode, Some(choice.why)))
+}
+
 /// Opens every worker's ring in the setup order: socket with protocol 0, ring, a drop-all
 /// filter, bind, fanout join; then, once every socket is in the group, the real filter (or,
 /// without one, `ret #snap_len`) replaces the drop-all one on each, keeping the snap length.
@@ -328,31 +381,17 @@ fn spawn_workers(
 /// join that id.
 fn open_rings(
     config: &CaptureConfig,
+    mode: FanoutMode,
     ifindex: u32,
     geometry: RingGeometry,
     filter: Option<&dyn PacketFilter>,
 ) -> Result<(Vec<Ring>, u16), CaptureError> {
     let fanout = config.fanout;
     let mut flags = 0;
-    if fanout.rollover && fanout.mode != crate::config::FanoutMode::Rollover {
+    if fanout.rollover && mode != FanoutMode::Rollover {
         flags |= libc::PACKET_FANOUT_FLAG_ROLLOVER;
     }
-    let type_flags = fanout.mode.kernel_type() | flags;
-    if let Some(id) = fanout.group
-        && !fanout.join_existing
-    {
-        match crate::fanout_diag::group_use(id) {
-            Ok(None) => {}
-            Ok(Some(used)) => {
-                return Err(CaptureError::FanoutGroupInUse {
-                    group: id,
-                    sockets: used.sockets,
-                    uids: used.uids,
-                });
-            }
-            Err(source) => return Err(CaptureError::FanoutCheck { group: id, source }),
-        }
-    }
+    let type_flags = mode.kernel_type() | flags;
     let mut rings = Vec::with_capacity(config.workers);
     let mut group = fanout.group;
     let vnet_hdr = vnet_hdr_supported();

@@ -37,6 +37,9 @@ pub struct GroupUse {
     pub sockets: usize,
     /// Their owners' uids, sorted, each once.
     pub uids: Vec<u32>,
+    /// The group's `PACKET_FANOUT_*` type, as its members report it: a socket that joins must
+    /// use the same.
+    pub kernel_type: Option<u32>,
 }
 
 /// One packet socket from the dump.
@@ -51,9 +54,12 @@ pub fn group_use(id: u16) -> io::Result<Option<GroupUse>> {
     let members = dump()?;
     let mut group = GroupUse::default();
     for m in members {
-        if m.fanout.is_some_and(|f| f & 0xffff == u32::from(id)) {
+        if let Some(fanout) = m.fanout
+            && fanout & 0xffff == u32::from(id)
+        {
             group.sockets += 1;
             group.uids.extend(m.uid);
+            group.kernel_type = Some((fanout >> 16) & 0xff);
         }
     }
     group.uids.sort_unstable();

@@ -71,43 +71,161 @@ pub struct LinkState {
     pub up: bool,
 }
 
-/// Reads an interface's hardware type and up flag (`SIOCGIFHWADDR`, `SIOCGIFFLAGS`).
-pub fn link_state(name: &str) -> io::Result<LinkState> {
-    // SAFETY: plain socket(2) call; the descriptor is owned below.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
+/// A socket to ask the kernel about interface `name` with `ioctl`s, and the request naming it.
+struct Ask {
+    sock: OwnedFd,
+    req: libc::ifreq,
+}
+
+impl Ask {
+    fn new(name: &str) -> io::Result<Self> {
+        // SAFETY: plain socket(2) call; the descriptor is owned below.
+        let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor nothing else owns.
+        let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: ifreq is plain data; all-zero is valid.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        let bytes = name.as_bytes();
+        if bytes.len() >= req.ifr_name.len() || bytes.contains(&0) {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        for (dst, &src) in req.ifr_name.iter_mut().zip(bytes) {
+            *dst = src as libc::c_char;
+        }
+        Ok(Self { sock, req })
     }
-    // SAFETY: `raw` is a fresh descriptor nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: ifreq is plain data; all-zero is valid.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    let bytes = name.as_bytes();
-    if bytes.len() >= req.ifr_name.len() || bytes.contains(&0) {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    }
-    for (dst, &src) in req.ifr_name.iter_mut().zip(bytes) {
-        *dst = src as libc::c_char;
-    }
-    let ioctl = |request: libc::c_ulong, req: &mut libc::ifreq| {
-        // SAFETY: `req` is a valid ifreq that outlives the call; both requests only write
-        // into it.
-        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), request as _, &raw mut *req) };
+
+    /// Issues `request`, which reads or writes only the request's union.
+    fn ioctl(&mut self, request: libc::c_ulong) -> io::Result<()> {
+        // SAFETY: `req` is a valid ifreq that outlives the call; the requests used here only
+        // write into it, or into the buffer its data pointer names.
+        let rc = unsafe { libc::ioctl(self.sock.as_raw_fd(), request as _, &raw mut self.req) };
         if rc < 0 {
             Err(io::Error::last_os_error())
         } else {
             Ok(())
         }
-    };
-    ioctl(libc::SIOCGIFHWADDR, &mut req)?;
+    }
+
+    /// Issues the `SIOCETHTOOL` command whose buffer is `data` (its first word is the command).
+    fn ethtool<T>(&mut self, data: &mut T) -> io::Result<()> {
+        self.req.ifr_ifru.ifru_data = (&raw mut *data).cast();
+        self.ioctl(libc::SIOCETHTOOL)
+    }
+}
+
+/// Reads an interface's hardware type and up flag (`SIOCGIFHWADDR`, `SIOCGIFFLAGS`).
+pub fn link_state(name: &str) -> io::Result<LinkState> {
+    let mut ask = Ask::new(name)?;
+    ask.ioctl(libc::SIOCGIFHWADDR)?;
     // SAFETY: SIOCGIFHWADDR filled in the hwaddr member of the union.
-    let arphrd = unsafe { req.ifr_ifru.ifru_hwaddr.sa_family };
-    ioctl(libc::SIOCGIFFLAGS, &mut req)?;
+    let arphrd = unsafe { ask.req.ifr_ifru.ifru_hwaddr.sa_family };
+    ask.ioctl(libc::SIOCGIFFLAGS)?;
     // SAFETY: SIOCGIFFLAGS filled in the flags member of the union.
-    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    let flags = unsafe { ask.req.ifr_ifru.ifru_flags };
     Ok(LinkState {
         arphrd,
         up: i32::from(flags) & libc::IFF_UP != 0,
+    })
+}
+
+/// `ETHTOOL_GDRVINFO`.
+const ETHTOOL_GDRVINFO: u32 = 0x03;
+/// `ETHTOOL_GCHANNELS`.
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+
+/// `struct ethtool_drvinfo`.
+#[repr(C)]
+struct DrvInfo {
+    cmd: u32,
+    driver: [u8; 32],
+    version: [u8; 32],
+    fw_version: [u8; 32],
+    bus_info: [u8; 32],
+    erom_version: [u8; 32],
+    reserved2: [u8; 12],
+    n_priv_flags: u32,
+    n_stats: u32,
+    testinfo_len: u32,
+    eedump_len: u32,
+    regdump_len: u32,
+}
+
+/// `struct ethtool_channels`: maxima, then current counts.
+#[repr(C)]
+#[derive(Default)]
+struct Channels {
+    cmd: u32,
+    max: [u32; 4],
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+/// The name of an interface's driver (`ETHTOOL_GDRVINFO`: "veth", "virtio_net", "ixgbe"...),
+/// or `None` when the device tells none (loopback).
+pub fn driver(name: &str) -> Option<String> {
+    let mut info = DrvInfo {
+        cmd: ETHTOOL_GDRVINFO,
+        driver: [0; 32],
+        version: [0; 32],
+        fw_version: [0; 32],
+        bus_info: [0; 32],
+        erom_version: [0; 32],
+        reserved2: [0; 12],
+        n_priv_flags: 0,
+        n_stats: 0,
+        testinfo_len: 0,
+        eedump_len: 0,
+        regdump_len: 0,
+    };
+    Ask::new(name).ok()?.ethtool(&mut info).ok()?;
+    let driver = CStr::from_bytes_until_nul(&info.driver).ok()?;
+    Some(driver.to_string_lossy().into_owned()).filter(|d| !d.is_empty())
+}
+
+/// How many receive queues an interface uses (`ETHTOOL_GCHANNELS`: receive-only plus combined
+/// channels), or `None` when the driver does not say.
+pub fn rx_queues(name: &str) -> Option<u32> {
+    let mut channels = Channels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..Channels::default()
+    };
+    Ask::new(name).ok()?.ethtool(&mut channels).ok()?;
+    Some(channels.rx_count + channels.combined_count).filter(|&n| n > 0)
+}
+
+/// Whether Receive Packet Steering spreads any of the interface's receive queues over more
+/// than one CPU (a `rps_cpus` mask with two bits or more).
+///
+/// Read from sysfs, which shows the network namespace it was mounted in: only trusted when
+/// its `ifindex` for `name` is `ifindex`, else `false`.
+pub fn rps_spreads(name: &str, ifindex: u32) -> bool {
+    let dir = format!("/sys/class/net/{name}");
+    let same = fs::read_to_string(format!("{dir}/ifindex"))
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        == Some(ifindex);
+    if !same {
+        return false;
+    }
+    let Ok(queues) = fs::read_dir(format!("{dir}/queues")) else {
+        return false;
+    };
+    queues.flatten().any(|queue| {
+        fs::read_to_string(queue.path().join("rps_cpus")).is_ok_and(|mask| {
+            let cpus: u32 = mask
+                .trim()
+                .split(',')
+                .filter_map(|word| u32::from_str_radix(word, 16).ok())
+                .map(u32::count_ones)
+                .sum();
+            cpus >= 2
+        })
     })
 }
 

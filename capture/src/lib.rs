@@ -15,6 +15,7 @@ pub mod config;
 pub mod counters;
 mod engine;
 mod error;
+pub mod fanout_choice;
 pub mod fanout_diag;
 pub mod feed;
 pub mod filter;

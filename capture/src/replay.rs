@@ -245,6 +245,7 @@ const NO_FANOUT: FanoutInfo = FanoutInfo {
     mode: FanoutMode::Hash,
     group: 0,
     rollover: false,
+    chosen_because: None,
 };
 
 /// What a replay reports as its ring: none (all zeros).

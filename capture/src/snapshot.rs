@@ -246,6 +246,9 @@ pub struct FanoutInfo {
     pub group: u16,
     /// Whether full rings spill over.
     pub rollover: bool,
+    /// Why the mode was chosen, when the operator named none ([`crate::fanout_choice`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chosen_because: Option<&'static str>,
 }
 
 /// Where a capture's frames come from.
@@ -370,6 +373,7 @@ pub(crate) mod tests {
                 mode: FanoutMode::Hash,
                 group: 0,
                 rollover: false,
+                chosen_because: None,
             },
             link: LinkInfo::default(),
             ring: RingGeometry {

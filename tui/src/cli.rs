@@ -56,8 +56,10 @@ pub struct Args {
     #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
     pub cpus: Option<CpuList>,
 
-    /// How the kernel spreads frames across workers.
-    #[arg(long, value_name = "MODE", value_enum, default_value_t = FanoutArg::Hash)]
+    /// How the kernel spreads frames across workers. auto: by receiving CPU (cpu) where the
+    /// interface already takes frames in on several CPUs (RSS queues, RPS, veth, tun,
+    /// loopback), else by flow hash (hash).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = FanoutArg::Auto)]
     pub fanout: FanoutArg,
 
     /// Fanout group id [default: a unique id chosen by the kernel].
@@ -270,6 +272,8 @@ fn parse_cpus(text: &str) -> Result<CpuList, String> {
 /// Fanout modes as spelled on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FanoutArg {
+    /// cpu where receive work is already spread over CPUs, else hash.
+    Auto,
     /// By flow hash: both directions of a flow on one worker.
     Hash,
     /// Round robin.
@@ -284,16 +288,18 @@ pub enum FanoutArg {
     Qm,
 }
 
-impl From<FanoutArg> for FanoutMode {
-    fn from(arg: FanoutArg) -> Self {
-        match arg {
-            FanoutArg::Hash => Self::Hash,
-            FanoutArg::Lb => Self::Lb,
-            FanoutArg::Cpu => Self::Cpu,
-            FanoutArg::Rollover => Self::Rollover,
-            FanoutArg::Random => Self::Random,
-            FanoutArg::Qm => Self::Qm,
-        }
+impl FanoutArg {
+    /// The mode asked for; `None` leaves the choice to the capture.
+    fn mode(self) -> Option<FanoutMode> {
+        Some(match self {
+            Self::Auto => return None,
+            Self::Hash => FanoutMode::Hash,
+            Self::Lb => FanoutMode::Lb,
+            Self::Cpu => FanoutMode::Cpu,
+            Self::Rollover => FanoutMode::Rollover,
+            Self::Random => FanoutMode::Random,
+            Self::Qm => FanoutMode::Qm,
+        })
     }
 }
 
@@ -367,7 +373,7 @@ impl Args {
         config.workers = workers;
         config.cpus = cpus;
         config.fanout = FanoutConfig {
-            mode: self.fanout.into(),
+            mode: self.fanout.mode(),
             rollover: self.fanout_rollover,
             group: self.fanout_group,
             join_existing: self.fanout_join,
@@ -495,7 +501,10 @@ mod tests {
         .unwrap();
         let c = args.capture_config("eth9".into());
         assert_eq!((c.workers, c.cpus.clone()), (2, vec![0, 1]));
-        assert_eq!((c.fanout.mode, c.fanout.group), (FanoutMode::Lb, Some(77)));
+        assert_eq!(
+            (c.fanout.mode, c.fanout.group),
+            (Some(FanoutMode::Lb), Some(77))
+        );
         assert_eq!(
             (c.ring.block_size, c.ring.block_count),
             (Some(65536), Some(8))

@@ -123,6 +123,7 @@ pub fn snapshot(talkers: Vec<Talker>, flows: Vec<Flow>) -> Snapshot {
             mode: FanoutMode::Hash,
             group: 7,
             rollover: false,
+            chosen_because: None,
         },
         link: LinkInfo::default(),
         ring: RingGeometry {

@@ -125,9 +125,12 @@ impl Session {
             );
         }
         let fanout = self.capture.fanout();
+        let why = fanout
+            .chosen_because
+            .map_or_else(String::new, |why| format!(" (auto: {why})"));
         format!(
-            "capturing on {} with {} workers on CPUs {:?}, fanout {} group {}, {} MiB ring \
-             each, filter {filter}, {}",
+            "capturing on {} with {} workers on CPUs {:?}, fanout {} group {}{why}, {} MiB \
+             ring each, filter {filter}, {}",
             self.config.interface,
             self.config.workers,
             self.config.cpus,
