@@ -91,7 +91,7 @@ fn build_mix(pool: u32) -> Mix {
 fn per_frame(c: &mut Criterion) {
     let mut group = c.benchmark_group("per_frame");
     group.throughput(Throughput::Elements(BATCH as u64));
-    let capacity = tally_capacity(DEFAULT_MAX_FLOWS, 2);
+    let capacity = tally_capacity(DEFAULT_MAX_FLOWS, 2, true);
     for (name, pool) in [
         ("1k_keys", 1_000),
         ("50k_keys", 50_000),
@@ -167,7 +167,7 @@ fn per_tick(c: &mut Criterion) {
     let mut group = c.benchmark_group("per_tick");
     group.sample_size(10);
     for workers in [2, 8, 32] {
-        let capacity = tally_capacity(DEFAULT_MAX_FLOWS, workers);
+        let capacity = tally_capacity(DEFAULT_MAX_FLOWS, workers, true);
         let mut tallies: Vec<Tally> = (0..workers).map(|_| Tally::new(capacity, true)).collect();
         let mut aggregate = Aggregate::new(DEFAULT_MAX_TALKERS, Some(DEFAULT_MAX_FLOWS));
         let mut next_key = 0;

@@ -38,6 +38,12 @@ impl FanoutMode {
         }
     }
 
+    /// Whether every frame of a conversation reaches the same worker: only with the flow
+    /// hash, which is symmetric.
+    pub fn keeps_conversations_together(self) -> bool {
+        self == Self::Hash
+    }
+
     /// The mode of a `PACKET_FANOUT_*` type number.
     pub fn from_kernel_type(kernel_type: u32) -> Option<Self> {
         [

@@ -26,18 +26,23 @@ use crate::table::{ClockTable, Evict};
 /// Smallest per-worker tally table, so small bounds with many workers still batch well.
 const MIN_TALLY_ENTRIES: usize = 4096;
 
-/// Entries one worker's tally table holds for a table bound of `max` shared by `workers`.
+/// Entries one worker's tally table holds for a table bound of `max` shared by `workers`;
+/// `together` when every frame of a conversation reaches the same worker (`hash` fanout).
 ///
-/// Each worker sees its share of the frames, so about `max / workers` of a table's worth of
-/// keys (with `hash` fanout each conversation lands on one worker; with `cpu` a conversation
-/// whose two directions are taken in on two CPUs takes a slot in each worker's tally, and the
-/// merge adds them up). More only makes a flood cost more to merge. Never more than `max`,
-/// never less than a few thousand.
-pub fn tally_capacity(max: usize, workers: usize) -> usize {
-    max.div_ceil(workers.max(1))
-        .max(MIN_TALLY_ENTRIES)
-        .min(max)
-        .max(1)
+/// With `hash` a worker sees about `max / workers` of a table's worth of keys; more only makes
+/// a flood cost more to merge. With any other mode a worker may see every key: with `cpu` on
+/// veth each sending CPU's frames reach its own worker, so a conversation sent from both
+/// CPUs, or whose two directions are sent from two, takes a slot in each worker's tally. A
+/// tally sized at a share would then evict, within the tick, conversations the tables have
+/// room for, and their counts would reach only the evicted sums; so it holds `max`. Never less
+/// than a few thousand.
+pub fn tally_capacity(max: usize, workers: usize, together: bool) -> usize {
+    let share = if together {
+        max.div_ceil(workers.max(1))
+    } else {
+        max
+    };
+    share.max(MIN_TALLY_ENTRIES).min(max).max(1)
 }
 
 /// One side of a flow.
@@ -520,9 +525,11 @@ mod tests {
 
     #[test]
     fn tally_tables_scale_with_the_bound_shared_by_workers() {
-        assert_eq!(tally_capacity(100_000, 2), 50_000);
-        assert_eq!(tally_capacity(100_000, 16), 6250);
-        assert_eq!(tally_capacity(100_000, 256), MIN_TALLY_ENTRIES);
-        assert_eq!(tally_capacity(64, 8), 64);
+        assert_eq!(tally_capacity(100_000, 2, true), 50_000);
+        assert_eq!(tally_capacity(100_000, 16, true), 6250);
+        assert_eq!(tally_capacity(100_000, 256, true), MIN_TALLY_ENTRIES);
+        assert_eq!(tally_capacity(64, 8, true), 64);
+        assert_eq!(tally_capacity(100_000, 2, false), 100_000);
+        assert_eq!(tally_capacity(64, 8, false), 64);
     }
 }

@@ -89,6 +89,7 @@ impl Opened {
             &to_aggregator,
             &groups,
             link,
+            fanout.mode,
         )?;
         drop(to_aggregator);
         drop(signals);
@@ -263,13 +264,14 @@ fn spawn_workers(
     to_aggregator: &mpsc::Sender<crate::worker::Message>,
     groups: &Arc<GroupSet>,
     link: LinkInfo,
+    mode: FanoutMode,
 ) -> Result<(Vec<JoinHandle<()>>, Vec<WorkerSlot>), CaptureError> {
     let bound = if config.flows {
         config.max_flows
     } else {
         config.max_talkers
     };
-    let capacity = tally_capacity(bound, config.workers);
+    let capacity = tally_capacity(bound, config.workers, mode.keeps_conversations_together());
     let mut slots = Vec::new();
     let mut workers = Vec::new();
     for (id, ring) in rings.into_iter().enumerate() {

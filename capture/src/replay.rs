@@ -170,7 +170,7 @@ impl Capture {
         };
         let tally = || {
             Box::new(
-                Tally::new(tally_capacity(bound, 1), config.flows)
+                Tally::new(tally_capacity(bound, 1, true), config.flows)
                     .with_groups(GroupCounts::new(groups.clone())),
             )
         };

@@ -75,7 +75,20 @@ impl Lab {
 
     /// Sends `frames` out of the generator end, in order, each once.
     pub fn send(&self, frames: &[Frame]) {
+        self.send_on(None, frames);
+    }
+
+    /// As [`Lab::send`], from a thread pinned to `cpu`: on veth the capture end takes each frame
+    /// in on the CPU that sent it, which is what `cpu` fanout steers by.
+    pub fn send_from_cpu(&self, cpu: usize, frames: &[Frame]) {
+        self.send_on(Some(cpu), frames);
+    }
+
+    fn send_on(&self, cpu: Option<usize>, frames: &[Frame]) {
         in_netns(&self.generator_ns, || {
+            if let Some(cpu) = cpu {
+                pin_current_thread(cpu);
+            }
             let sock = PacketSender::open(GENERATOR_IF);
             for (i, frame) in frames.iter().enumerate() {
                 sock.send(&frame.bytes);
@@ -117,6 +130,26 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
+}
+
+/// Pins the calling thread to `cpu`; panics if the CPU cannot be used.
+fn pin_current_thread(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes one bit inside `set`; cpu is checked against its size first.
+    assert!(
+        cpu < 8 * size_of::<libc::cpu_set_t>(),
+        "CPU {cpu} out of range"
+    );
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size given; 0 names the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set) };
+    assert_eq!(
+        rc,
+        0,
+        "pinning to CPU {cpu}: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Runs `f` on a fresh thread inside the named network namespace.
