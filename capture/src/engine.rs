@@ -87,9 +87,8 @@ impl Opened {
             ifindex,
             &signals,
             &to_aggregator,
-            &groups,
+            &|| new_tally(&config, fanout.mode, &groups),
             link,
-            fanout.mode,
         )?;
         drop(to_aggregator);
         drop(signals);
@@ -254,6 +253,17 @@ impl Capture {
     }
 }
 
+/// An empty tally for one worker, sized for the fanout mode ([`tally_capacity`]).
+fn new_tally(config: &CaptureConfig, mode: FanoutMode, groups: &Arc<GroupSet>) -> Box<Tally> {
+    let bound = if config.flows {
+        config.max_flows
+    } else {
+        config.max_talkers
+    };
+    let capacity = tally_capacity(bound, config.workers, mode.keeps_conversations_together());
+    Box::new(Tally::new(capacity, config.flows).with_groups(GroupCounts::new(groups.clone())))
+}
+
 /// Starts one pinned worker per ring, each with a spare tally the aggregator passes back and
 /// forth. On failure the workers already started are stopped again.
 fn spawn_workers(
@@ -262,26 +272,14 @@ fn spawn_workers(
     ifindex: u32,
     signals: &Signals,
     to_aggregator: &mpsc::Sender<crate::worker::Message>,
-    groups: &Arc<GroupSet>,
+    tally: &dyn Fn() -> Box<Tally>,
     link: LinkInfo,
-    mode: FanoutMode,
 ) -> Result<(Vec<JoinHandle<()>>, Vec<WorkerSlot>), CaptureError> {
-    let bound = if config.flows {
-        config.max_flows
-    } else {
-        config.max_talkers
-    };
-    let capacity = tally_capacity(bound, config.workers, mode.keeps_conversations_together());
     let mut slots = Vec::new();
     let mut workers = Vec::new();
     for (id, ring) in rings.into_iter().enumerate() {
         let cpu = config.cpus[id % config.cpus.len()];
         let (pool_tx, pool_rx) = mpsc::channel();
-        let tally = || {
-            Box::new(
-                Tally::new(capacity, config.flows).with_groups(GroupCounts::new(groups.clone())),
-            )
-        };
         let _ = pool_tx.send(tally());
         let stats = WorkerStats {
             id,

@@ -136,11 +136,11 @@ impl Drop for Lab {
 fn pin_current_thread(cpu: usize) {
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: CPU_SET writes one bit inside `set`; cpu is checked against its size first.
     assert!(
         cpu < 8 * size_of::<libc::cpu_set_t>(),
         "CPU {cpu} out of range"
     );
+    // SAFETY: CPU_SET writes one bit inside `set`; cpu was checked against its size above.
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: `set` is a valid cpu_set_t of the size given; 0 names the calling thread.
     let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set) };
