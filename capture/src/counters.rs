@@ -30,19 +30,21 @@ const MIN_TALLY_ENTRIES: usize = 4096;
 /// `together` when every frame of a conversation reaches the same worker (`hash` fanout).
 ///
 /// With `hash` a worker sees about `max / workers` of a table's worth of keys; more only makes
-/// a flood cost more to merge. With any other mode a worker may see every key: with `cpu` on
-/// veth each sending CPU's frames reach its own worker, so a conversation sent from both
-/// CPUs, or whose two directions are sent from two, takes a slot in each worker's tally. A
-/// tally sized at a share would then evict, within the tick, conversations the tables have
-/// room for, and their counts would reach only the evicted sums; so it holds `max`. Never less
-/// than a few thousand.
+/// a flood cost more to merge. With another mode a conversation reaches more than one worker:
+/// with `cpu`, each direction reaches the worker of the CPU that took it in (the sender's on
+/// veth, the one RSS picked on a NIC), so a conversation usually reaches two, and on veth a
+/// conversation sent from every CPU reaches all of them. A tally of a share would then evict,
+/// within the tick, conversations the tables have room for, and their counts would reach only
+/// the evicted sums; so it holds twice a share (the whole bound with two workers), which keeps
+/// all workers' tallies together at four tables' worth however many workers there are. Never
+/// more than `max`, never less than a few thousand.
 pub fn tally_capacity(max: usize, workers: usize, together: bool) -> usize {
-    let share = if together {
-        max.div_ceil(workers.max(1))
-    } else {
-        max
-    };
-    share.max(MIN_TALLY_ENTRIES).min(max).max(1)
+    let reach = if together { 1 } else { 2 };
+    max.div_ceil(workers.max(1))
+        .saturating_mul(reach)
+        .max(MIN_TALLY_ENTRIES)
+        .min(max)
+        .max(1)
 }
 
 /// One side of a flow.
@@ -530,6 +532,7 @@ mod tests {
         assert_eq!(tally_capacity(100_000, 256, true), MIN_TALLY_ENTRIES);
         assert_eq!(tally_capacity(64, 8, true), 64);
         assert_eq!(tally_capacity(100_000, 2, false), 100_000);
+        assert_eq!(tally_capacity(100_000, 16, false), 12_500);
         assert_eq!(tally_capacity(64, 8, false), 64);
     }
 }
