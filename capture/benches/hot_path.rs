@@ -13,6 +13,10 @@
 //! `per_tick/*`: what the aggregator does once a tick under a random-source flood: merge N
 //! workers' full tallies of new keys into a full aggregate (evicting as it goes) and build the
 //! snapshot rows, at the default bounds (100k talkers, 100k flows).
+//!
+//! Tallies are sized as with `hash` fanout (a share of the bound per worker); the cases named
+//! `*_cpu_fanout` size them as with `cpu` fanout, which `--fanout auto` takes on veth and RSS
+//! hosts (twice a share: the whole bound with two workers).
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -91,12 +95,13 @@ fn build_mix(pool: u32) -> Mix {
 fn per_frame(c: &mut Criterion) {
     let mut group = c.benchmark_group("per_frame");
     group.throughput(Throughput::Elements(BATCH as u64));
-    let capacity = tally_capacity(DEFAULT_MAX_FLOWS, 2, true);
-    for (name, pool) in [
-        ("1k_keys", 1_000),
-        ("50k_keys", 50_000),
-        ("1M_keys", 1 << 20),
+    for (name, pool, together) in [
+        ("1k_keys", 1_000, true),
+        ("50k_keys", 50_000, true),
+        ("1M_keys", 1 << 20, true),
+        ("50k_keys_cpu_fanout", 50_000, false),
     ] {
+        let capacity = tally_capacity(DEFAULT_MAX_FLOWS, 2, together);
         let mix = build_mix(pool);
         let mut offset = 0;
         let mut in_tick = 0u64;
@@ -166,8 +171,8 @@ fn fill(tallies: &mut [Tally], next_key: &mut u64) {
 fn per_tick(c: &mut Criterion) {
     let mut group = c.benchmark_group("per_tick");
     group.sample_size(10);
-    for workers in [2, 8, 32] {
-        let capacity = tally_capacity(DEFAULT_MAX_FLOWS, workers, true);
+    for (workers, together) in [(2, true), (8, true), (32, true), (2, false), (32, false)] {
+        let capacity = tally_capacity(DEFAULT_MAX_FLOWS, workers, together);
         let mut tallies: Vec<Tally> = (0..workers).map(|_| Tally::new(capacity, true)).collect();
         let mut aggregate = Aggregate::new(DEFAULT_MAX_TALKERS, Some(DEFAULT_MAX_FLOWS));
         let mut next_key = 0;
@@ -179,7 +184,8 @@ fn per_tick(c: &mut Criterion) {
             }
             aggregate.end_tick();
         }
-        group.bench_function(format!("{workers}_workers_full_tables"), |b| {
+        let fanout = if together { "" } else { "_cpu_fanout" };
+        group.bench_function(format!("{workers}_workers_full_tables{fanout}"), |b| {
             b.iter_custom(|iterations| {
                 let mut spent = Duration::ZERO;
                 for _ in 0..iterations {
