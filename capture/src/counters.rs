@@ -17,7 +17,10 @@
 
 use std::hash::{Hash, Hasher};
 
-use crate::groups::GroupCounts;
+use std::sync::Arc;
+
+use crate::config::CaptureConfig;
+use crate::groups::{GroupCounts, GroupSet};
 use crate::parse::{Addr, Packet};
 use crate::snapshot::{EvictedFlows, EvictedTalkers};
 use crate::spill::HotTalkers;
@@ -45,6 +48,24 @@ pub fn tally_capacity(max: usize, workers: usize, together: bool) -> usize {
         .max(MIN_TALLY_ENTRIES)
         .min(max)
         .max(1)
+}
+
+/// An empty tally for one of `workers` workers counting for `config`, sized by
+/// [`tally_capacity`] for its table bound (flows with `--flows`, else talkers), with a slot
+/// per named group.
+pub(crate) fn new_tally(
+    config: &CaptureConfig,
+    workers: usize,
+    together: bool,
+    groups: &Arc<GroupSet>,
+) -> Box<Tally> {
+    let bound = if config.flows {
+        config.max_flows
+    } else {
+        config.max_talkers
+    };
+    let capacity = tally_capacity(bound, workers, together);
+    Box::new(Tally::new(capacity, config.flows).with_groups(GroupCounts::new(groups.clone())))
 }
 
 /// One side of a flow.

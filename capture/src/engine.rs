@@ -11,10 +11,10 @@ use std::thread::JoinHandle;
 
 use crate::aggregator::{Aggregator, Clock, Setup, WorkerSlot};
 use crate::config::{CaptureConfig, FanoutMode, RingGeometry};
-use crate::counters::{Tally, tally_capacity};
+use crate::counters::{Tally, new_tally};
 use crate::fanout_choice::ReceivePath;
 use crate::feed::{Feed, Publisher};
-use crate::groups::{GroupCounts, GroupSet, GroupTotals};
+use crate::groups::{GroupSet, GroupTotals};
 use crate::iface::LinkInfo;
 use crate::parse::LinkKind;
 use crate::ring::{Ring, interface_index, vnet_hdr_supported};
@@ -87,7 +87,14 @@ impl Opened {
             ifindex,
             &signals,
             &to_aggregator,
-            &|| new_tally(&config, fanout.mode, &groups),
+            &|| {
+                new_tally(
+                    &config,
+                    config.workers,
+                    fanout.mode.keeps_conversations_together(),
+                    &groups,
+                )
+            },
             link,
         )?;
         drop(to_aggregator);
@@ -251,17 +258,6 @@ impl Capture {
         self.stop.store(true, Ordering::Release);
         self.join()
     }
-}
-
-/// An empty tally for one worker, sized for the fanout mode ([`tally_capacity`]).
-fn new_tally(config: &CaptureConfig, mode: FanoutMode, groups: &Arc<GroupSet>) -> Box<Tally> {
-    let bound = if config.flows {
-        config.max_flows
-    } else {
-        config.max_talkers
-    };
-    let capacity = tally_capacity(bound, config.workers, mode.keeps_conversations_together());
-    Box::new(Tally::new(capacity, config.flows).with_groups(GroupCounts::new(groups.clone())))
 }
 
 /// Starts one pinned worker per ring, each with a spare tally the aggregator passes back and

@@ -139,6 +139,7 @@ const ETHTOOL_GCHANNELS: u32 = 0x3c;
 
 /// `struct ethtool_drvinfo`.
 #[repr(C)]
+#[derive(Default)]
 struct DrvInfo {
     cmd: u32,
     driver: [u8; 32],
@@ -171,17 +172,7 @@ struct Channels {
 pub fn driver(name: &str) -> Option<String> {
     let mut info = DrvInfo {
         cmd: ETHTOOL_GDRVINFO,
-        driver: [0; 32],
-        version: [0; 32],
-        fw_version: [0; 32],
-        bus_info: [0; 32],
-        erom_version: [0; 32],
-        reserved2: [0; 12],
-        n_priv_flags: 0,
-        n_stats: 0,
-        testinfo_len: 0,
-        eedump_len: 0,
-        regdump_len: 0,
+        ..DrvInfo::default()
     };
     Ask::new(name).ok()?.ethtool(&mut info).ok()?;
     let driver = CStr::from_bytes_until_nul(&info.driver).ok()?;

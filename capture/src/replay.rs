@@ -28,11 +28,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::aggregator::{Aggregator, Clock, Setup, WorkerSlot};
 use crate::config::{FanoutMode, RingGeometry};
-use crate::counters::{Tally, tally_capacity};
+use crate::counters::new_tally;
 use crate::engine::{Capture, Finished};
 use crate::feed::Publisher;
 use crate::filter::FrameFilter;
-use crate::groups::{GroupCounts, GroupSet, GroupTotals};
+use crate::groups::{GroupSet, GroupTotals};
 use crate::iface::LinkInfo;
 use crate::parse::ParseError;
 use crate::snapshot::{FanoutInfo, Source};
@@ -163,17 +163,7 @@ impl Capture {
         };
         let reader = Reader::new(source, &name)?;
         let groups = Arc::new(GroupSet::new(&config.groups)?);
-        let bound = if config.flows {
-            config.max_flows
-        } else {
-            config.max_talkers
-        };
-        let tally = || {
-            Box::new(
-                Tally::new(tally_capacity(bound, 1, true), config.flows)
-                    .with_groups(GroupCounts::new(groups.clone())),
-            )
-        };
+        let tally = || new_tally(config, 1, true, &groups);
         let (to_aggregator, messages) = mpsc::channel();
         let (pool_tx, pool) = mpsc::channel();
         let _ = pool_tx.send(tally());
